@@ -1,0 +1,44 @@
+"""The HTTP application: built by a factory so tests and servers choose their settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from liucun import __version__
+from liucun.api.routes import admin, health, ingest, posthog
+from liucun.api.runtime import Runtime
+from liucun.config import Settings
+from liucun.events.ingest import PayloadError
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The liucun server; it opens the stores on start-up unless given a runtime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        app.state.runtime = runtime or Runtime.open(settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="liucun",
+        version=__version__,
+        description="留存 — retention and growth engine: event ingest and admin API.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(PayloadError)
+    async def payload_error(_request: Request, exc: PayloadError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    for module in (health, ingest, posthog, admin):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,90 @@
+"""`POST /v1/batch`: liucun's native event ingest, authorised by the app's write key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import ValidationError
+
+from liucun.api.deps import RuntimeDep, bearer, read_body
+from liucun.api.schemas import ERRORS, IngestResponse, NativeBatch
+from liucun.events.ingest import IngestResult, PayloadError, check_batch_size, ingest, parse_json
+from liucun.state.apps import App
+
+router = APIRouter(tags=["ingest"])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": NativeBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            }
+        },
+    }
+}
+
+
+def response_of(result: IngestResult) -> dict[str, Any]:
+    return {
+        "received": result.received,
+        "accepted": result.accepted,
+        "new": result.new,
+        "duplicates": result.duplicates,
+        "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+    }
+
+
+def app_for_key(runtime: RuntimeDep, key: str | None) -> App:
+    if not key:
+        raise HTTPException(
+            401, "missing write key: send `Authorization: Bearer <write_key>` or `api_key`"
+        )
+    app = runtime.app_for_write_key(key)
+    if app is None:
+        raise HTTPException(401, "unknown write key: check the key `liucun apps create` printed")
+    return app
+
+
+def _sent_at(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return NativeBatch.model_validate({"batch": [], "sent_at": value}).sent_at
+    except ValidationError:
+        raise PayloadError(f"sent_at {value!r} is not a date-time") from None
+
+
+@router.post(
+    "/v1/batch",
+    response_model=IngestResponse,
+    responses=ERRORS,
+    openapi_extra=_BODY,
+    summary="Send a batch of events",
+)
+async def post_batch(
+    request: Request,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_write_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Store the valid events of a batch once each; report the invalid ones by index.
+
+    Answers after the events are committed. 200 when at least one event was accepted (or the
+    batch was empty), 400 when every event was rejected.
+    """
+    payload = parse_json(await read_body(request, runtime))
+    if isinstance(payload, list):
+        events, sent_at, body_key = payload, None, None
+    elif isinstance(payload, dict) and isinstance(payload.get("batch"), list):
+        events, sent_at = payload["batch"], _sent_at(payload.get("sent_at"))
+        body_key = payload.get("api_key")
+    else:
+        raise PayloadError('body must be a JSON array of events or {"batch": [...]}')
+    app = app_for_key(runtime, bearer(authorization) or x_write_key or body_key)
+    check_batch_size(events, runtime.settings.max_batch_events)
+    result = await ingest(events, app, runtime.writer, sent_at)
+    if events and result.accepted == 0:
+        raise HTTPException(400, {"message": "every event was rejected", **response_of(result)})
+    return response_of(result)

@@ -1,0 +1,64 @@
+"""What a running server holds: settings, the two stores, the event writer, app look-ups."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from liucun.config import Settings
+from liucun.state.apps import App, app_by_admin_token, app_by_write_key, find_app
+from liucun.state.db import open_state
+from liucun.warehouse.store import EventStore, open_event_store
+from liucun.warehouse.writer import GroupCommitWriter
+
+# A key seen valid is trusted this long without asking the state store again.
+KEY_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    state: sa.Engine
+    store: EventStore
+    writer: GroupCommitWriter
+    # Grants admin rights to whoever can read the data directory (the local CLI).
+    control_token: str = field(default_factory=lambda: "ct_" + secrets.token_urlsafe(32))
+    _keys: dict[str, tuple[float, App]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        state = open_state(settings.state_store_url)
+        store = open_event_store(settings.event_store_url)
+        return cls(settings, state, store, GroupCommitWriter(store))
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.close()
+        self.state.dispose()
+
+    def app_for_write_key(self, key: str) -> App | None:
+        hit = self._keys.get(key)
+        if hit and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+            return hit[1]
+        app = app_by_write_key(self.state, key)
+        if app is not None:
+            self._keys[key] = (time.monotonic(), app)
+        return app
+
+    def is_server_admin(self, token: str) -> bool:
+        admin = self.settings.admin_token
+        return secrets.compare_digest(token, self.control_token) or bool(
+            admin and secrets.compare_digest(token, admin)
+        )
+
+    def app_for_admin(self, token: str, app_ref: str) -> App | None:
+        """The app `app_ref` if `token` may administer it (server token or the app's own)."""
+        if self.is_server_admin(token):
+            return find_app(self.state, app_ref)
+        app = app_by_admin_token(self.state, token)
+        if app is not None and app_ref in (app.app_id, app.name):
+            return app
+        return None

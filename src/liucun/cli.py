@@ -1,0 +1,220 @@
+"""The `liucun` command line. Each command parses its options and calls a capability."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from liucun import console
+from liucun.config import Settings, SettingsError, load_settings
+from liucun.state.apps import App, AppError, create_app, find_app, list_apps
+from liucun.state.db import open_state
+
+app = typer.Typer(
+    help="留存 liucun — retention and growth engine for mini-programs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+apps_cli = typer.Typer(help="Apps (tenants) and their keys.", no_args_is_help=True)
+events_cli = typer.Typer(help="Stored events: count and export.", no_args_is_help=True)
+app.add_typer(apps_cli, name="apps")
+app.add_typer(events_cli, name="events")
+
+AppOption = Annotated[str, typer.Option("--app", help="App name or id.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.fail(str(exc), code=2)
+
+
+def state_engine(s: Settings):  # type: ignore[no-untyped-def]
+    try:
+        return open_state(s.state_store_url)
+    except Exception as exc:  # the URL reached nothing usable: say which setting to fix
+        console.fail(
+            f"cannot open the state store {s.state_store_url}: {exc}\n"
+            "check LIUCUN_STATE_STORE (or LIUCUN_DATA_DIR)"
+        )
+
+
+def resolve_app(s: Settings, ref: str) -> App:
+    try:
+        return find_app(state_engine(s), ref)
+    except AppError as exc:
+        console.fail(str(exc))
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: str,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Time zone; LIUCUN_TIMEZONE by default.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an app and print its public write key and its admin token (shown once)."""
+    s = settings()
+    try:
+        creds = create_app(state_engine(s), name, tz or s.timezone)
+    except (AppError, ValueError) as exc:
+        console.fail(str(exc))
+    if as_json:
+        console.print_json(asdict(creds))
+        return
+    console.print_table(
+        f"app {name} created 应用已创建",
+        ["field", "value"],
+        [(k, v) for k, v in asdict(creds).items()],
+    )
+    console.out.print("[yellow]Keep the admin token: it is not shown again. 请保存管理令牌。[/]")
+
+
+@apps_cli.command("list")
+def apps_list(as_json: JsonOption = False) -> None:
+    """List the apps of this installation."""
+    apps = list_apps(state_engine(settings()))
+    if as_json:
+        console.print_json([asdict(a) for a in apps])
+        return
+    console.print_table(
+        "apps 应用",
+        ["app_id", "name", "timezone", "write_key"],
+        [(a.app_id, a.name, a.timezone, a.write_key) for a in apps],
+    )
+
+
+@events_cli.command("count")
+def events_count(app_ref: AppOption, as_json: JsonOption = False) -> None:
+    """How many events of the app are stored."""
+    from liucun.local import event_count
+
+    s = settings()
+    found = resolve_app(s, app_ref)
+    count = event_count(s, found)
+    if as_json:
+        console.print_json({"app_id": found.app_id, "name": found.name, "events": count})
+    else:
+        console.print_table("events 事件", ["app", "events"], [(found.name, f"{count:,}")])
+
+
+@events_cli.command("export")
+def events_export(
+    app_ref: AppOption,
+    file: Path,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or parquet (by suffix).")
+    ] = None,
+) -> None:
+    """Write every stored event of the app once to FILE (JSON lines or Parquet)."""
+    from liucun.local import export_events
+
+    s = settings()
+    found = resolve_app(s, app_ref)
+    fmt = fmt or ("parquet" if file.suffix.lower() in (".parquet", ".pq") else "jsonl")
+    if fmt not in ("jsonl", "parquet"):
+        console.fail(f"unknown export format {fmt!r}: use jsonl or parquet")
+    count = export_events(s, found, file, fmt)
+    console.out.print(f"wrote {count:,} events to {file} 已导出")
+
+
+@app.command("import")
+def import_events(
+    file: Path,
+    app_ref: AppOption,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv, parquet or posthog (by suffix).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load events from FILE with the same validation and dedup as HTTP ingest."""
+    from liucun.local import import_events as run_import
+
+    if not file.is_file():
+        console.fail(f"{file} does not exist or is not a file")
+    s = settings()
+    found = resolve_app(s, app_ref)
+    try:
+        report = run_import(s, found, file, fmt)
+    except ValueError as exc:
+        console.fail(str(exc))
+    if as_json:
+        console.print_json(report)
+        return
+    console.print_table(
+        f"import {file.name} 导入",
+        ["rows", "accepted", "new", "duplicates", "rejected"],
+        [(report.rows, report.accepted, report.new, report.duplicates, len(report.rejected))],
+    )
+    if report.rejected:
+        console.print_table(
+            "rejected rows 被拒绝的行 (first 20)",
+            ["line", "reason"],
+            report.rejected[:20],
+        )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP server: ingest, client and admin APIs."""
+    from liucun.local import run_server
+
+    run_server(settings(), host, port)
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for events and ground truth.")
+    ] = Path("sim-out"),
+    users: Annotated[int, typer.Option(min=1)] = 20_000,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    seed: int = 42,
+    industry: str = "ecommerce",
+    app_ref: Annotated[str | None, typer.Option("--app", help="Also ingest into this app.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a seeded population's events (Parquet) and its ground truth."""
+    from liucun.local import run_simulation
+
+    s = settings()
+    target = resolve_app(s, app_ref) if app_ref else None
+    try:
+        summary = run_simulation(s, out_dir, users, days, seed, industry, target)
+    except ValueError as exc:
+        console.fail(str(exc))
+    if as_json:
+        console.print_json(summary)
+    else:
+        console.print_table("simulation 模拟", ["field", "value"], list(asdict(summary).items()))
+
+
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1)] = 20_000,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server afterwards.")
+    ] = True,
+) -> None:
+    """Create a demo app, simulate and ingest its events, show headline figures, then serve."""
+    from liucun.demo import run_demo
+
+    run_demo(settings(), users, days, host, port, serve_after)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    app()

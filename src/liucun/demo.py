@@ -1,0 +1,106 @@
+"""`liucun demo`: a simulated mini-program's 90 days, ingested, summarised and served."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from liucun import console
+from liucun.analytics import Headline, headline
+from liucun.config import Settings
+from liucun.events.columnar import complete_table
+from liucun.sim import SimConfig, simulate
+from liucun.state.apps import App, AppError, create_app, find_app
+from liucun.state.db import open_state
+from liucun.warehouse.store import EventStore, StoreBusyError, open_event_store
+
+DEMO_APP = "demo"
+
+
+def demo_app(state: sa.Engine, timezone: str) -> tuple[App, bool]:
+    """The demo app, created (and its keys shown) on first use; True if it was created."""
+    try:
+        return find_app(state, DEMO_APP), False
+    except AppError:
+        creds = create_app(state, DEMO_APP, timezone)
+    console.print_table(
+        "demo app created 演示应用已创建",
+        ["field", "value"],
+        [
+            ("app_id", creds.app_id),
+            ("write_key", creds.write_key),
+            ("admin_token", creds.admin_token),
+        ],
+    )
+    return find_app(state, DEMO_APP), True
+
+
+def ingest_simulation(store: EventStore, app: App, config: SimConfig) -> int:
+    """Simulate `config` and store its events for `app` with a progress bar; returns new events."""
+    new = 0
+    received = datetime.now(UTC)
+    with console.progress("simulate + ingest 模拟并写入 (days)", config.days) as bar:
+        task = bar.task_ids[0]
+        for chunk in simulate(config):
+            table = complete_table(chunk, app.app_id, received)
+            new += int(store.append(table, {app.app_id: app.timezone}).sum())
+            first_day = chunk.column("ts")[0].as_py().astimezone(_zone(app)).date()
+            bar.update(task, completed=(first_day - config.start).days + 1)
+        bar.update(task, completed=config.days)
+    return new
+
+
+def _zone(app: App):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(app.timezone)
+
+
+def show_headline(h: Headline) -> None:
+    console.print_table(
+        f"headline 核心指标 {h.first_day} – {h.last_day}",
+        ["metric 指标", "value 数值", "note 说明"],
+        [
+            ("MAU 月活", f"{h.mau:,}", "people active in the 30 days"),
+            ("mean daily UV 日均访客", f"{h.mean_dau:,.0f}", ""),
+            ("MAU ÷ daily UV", f"{h.mau_to_dau:.1f}×", "seeds aim for 15–20×"),
+            ("visits 访问次数", f"{h.visits:,}", "app_open events"),
+            ("events 事件", f"{h.events:,}", ""),
+            ("orders 订单", f"{h.orders:,}", "order_paid"),
+            ("revenue 销售额 (¥)", f"{h.revenue:,.2f}", ""),
+        ],
+    )
+
+
+def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bool) -> None:
+    state = open_state(s.state_store_url)
+    app, _ = demo_app(state, s.timezone)
+    try:
+        store = open_event_store(s.event_store_url)
+    except StoreBusyError as exc:
+        console.fail(f"{exc}. The demo needs the store to itself: stop the server first.")
+    if store.count(app.app_id):
+        console.out.print(
+            f"[dim]the demo app already has {store.count(app.app_id):,} events; "
+            f"delete {s.data_dir} to simulate afresh[/]"
+        )
+    else:
+        start = date.today() - timedelta(days=days)
+        config = SimConfig(users=users, days=days, start=start, timezone=app.timezone)
+        added = ingest_simulation(store, app, config)
+        console.out.print(f"stored {added:,} events of {users:,} simulated users over {days} days")
+    show_headline(headline(store, app.app_id))
+    if not serve:
+        store.close()
+        return
+    from liucun.local import serve_with_store
+
+    console.out.print(
+        f"\n[bold]liucun is serving on http://{host}:{port}[/]  (Ctrl-C to stop)\n"
+        f"  API docs 接口文档:  http://{host}:{port}/docs\n"
+        f"  health 健康检查:    http://{host}:{port}/healthz\n"
+        f"  send events:       POST http://{host}:{port}/v1/batch "
+        f"with `Authorization: Bearer {app.write_key}`"
+    )
+    serve_with_store(s, host, port, store, state)

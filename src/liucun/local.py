@@ -1,0 +1,166 @@
+"""CLI work on this machine's stores, or through the local server when it holds the event store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from liucun import console
+from liucun.config import Settings
+from liucun.events.batch import Rejected
+from liucun.events.export import write_export
+from liucun.events.importing import ImportReport, Sender, import_file, store_sender
+from liucun.events.ingest import IngestResult
+from liucun.server_file import ServerCard, ServerClient, read_card, remove_card, write_card
+from liucun.sim import SimConfig, SimSummary, write_simulation
+from liucun.state.apps import App
+from liucun.state.db import open_state
+from liucun.warehouse.store import EventStore, StoreBusyError, open_event_store
+from liucun.warehouse.writer import GroupCommitWriter
+
+
+def open_store_or_server(s: Settings) -> EventStore | ServerClient:
+    """The event store, or a client of the server that holds it; a clear error otherwise."""
+    try:
+        return open_event_store(s.event_store_url)
+    except StoreBusyError as exc:
+        card = read_card(s.data_dir)
+        if card is None:
+            console.fail(f"{exc}; no live server card in {s.data_dir}")
+        console.err.print(f"[dim]event store held by the server at {card.url}; asking it[/]")
+        return ServerClient(card)
+
+
+def event_count(s: Settings, app: App) -> int:
+    target = open_store_or_server(s)
+    if isinstance(target, ServerClient):
+        return int(target.get(f"/admin/v1/apps/{app.app_id}/events/count")["events"])
+    try:
+        return target.count(app.app_id)
+    finally:
+        target.close()
+
+
+def _download(client: ServerClient, app: App, path: Path, fmt: str) -> int:
+    url = f"/admin/v1/apps/{app.app_id}/events/export?format={fmt}"
+    response = client.stream(url)
+    try:
+        response.raise_for_status()
+        with path.open("wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+    finally:
+        response.close()
+    return int(response.headers.get("x-event-count", "0"))
+
+
+def export_events(s: Settings, app: App, path: Path, fmt: str) -> int:
+    """Write every stored event of `app` once to `path`; returns the count."""
+    target = open_store_or_server(s)
+    if isinstance(target, ServerClient):
+        return _download(target, app, path, fmt)
+    try:
+        with console.progress(f"export {app.name}", target.count(app.app_id)) as bar:
+            task = bar.task_ids[0]
+
+            def batches() -> Iterator[pa.Table]:
+                for table in target.export_batches(app.app_id):
+                    bar.advance(task, table.num_rows)
+                    yield table
+
+            return write_export(batches(), str(path), fmt)
+    finally:
+        target.close()
+
+
+def _server_sender(client: ServerClient, app: App) -> Sender:
+    def send(rows: Sequence[Any]) -> IngestResult:
+        data = client.post_batch(app.write_key, list(rows))
+        if not isinstance(data, dict) or "rejected" not in data:
+            raise ValueError(f"the server refused the batch: {data}")
+        rejected = [Rejected(r["index"], r["reason"]) for r in data["rejected"]]
+        return IngestResult(data["received"], data["accepted"], data["new"], rejected)
+
+    return send
+
+
+def import_events(s: Settings, app: App, path: Path, fmt: str | None) -> ImportReport:
+    target = open_store_or_server(s)
+    send = (
+        _server_sender(target, app)
+        if isinstance(target, ServerClient)
+        else store_sender(target, app)
+    )
+    try:
+        with console.progress(f"import {path.name} 导入", None) as bar:
+            task = bar.task_ids[0]
+            return import_file(path, send, fmt, lambda rows: bar.update(task, completed=rows))
+    finally:
+        if not isinstance(target, ServerClient):
+            target.close()
+
+
+def run_server(s: Settings, host: str, port: int) -> None:
+    """Serve HTTP until stopped, leaving a card in the data directory for the local CLI."""
+    running = read_card(s.data_dir)
+    if running is not None:
+        console.fail(
+            f"a liucun server (pid {running.pid}) already serves {s.data_dir} at {running.url}"
+        )
+    try:
+        store = open_event_store(s.event_store_url)
+    except StoreBusyError as exc:
+        console.fail(str(exc))
+    serve_with_store(s, host, port, store, open_state(s.state_store_url))
+
+
+def serve_with_store(
+    s: Settings, host: str, port: int, store: EventStore, state: sa.Engine
+) -> None:
+    """Serve HTTP on an event store this process has opened, until stopped."""
+    import uvicorn
+
+    from liucun.api.app import create_app
+    from liucun.api.runtime import Runtime
+
+    runtime = Runtime(s, state, store, GroupCommitWriter(store))
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    card = ServerCard(os.getpid(), f"http://{shown_host}:{port}", runtime.control_token)
+    write_card(s.data_dir, card)
+    try:
+        uvicorn.run(create_app(s, runtime), host=host, port=port, log_level="warning")
+    finally:
+        remove_card(s.data_dir, card.pid)
+        runtime.close()
+
+
+def run_simulation(
+    s: Settings,
+    out_dir: Path,
+    users: int,
+    days: int,
+    seed: int,
+    industry: str,
+    app: App | None,
+) -> SimSummary:
+    """Write a simulation to `out_dir`; with `app`, also store its events for that app."""
+    config = SimConfig(
+        users=users,
+        days=days,
+        seed=seed,
+        industry=industry,
+        timezone=(app.timezone if app else s.timezone),
+    )
+    with console.progress("simulate 模拟 (days)", days) as bar:
+        task = bar.task_ids[0]
+        summary = write_simulation(
+            config, out_dir, lambda done, _total: bar.update(task, completed=done)
+        )
+    if app is not None:
+        import_events(s, app, summary.events_path, "parquet")
+    return summary

@@ -1,0 +1,20 @@
+"""State-store tables (SQLAlchemy Core). Alembic migrations in `migrations/` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("app_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    # The write key is public (it ships inside the mini-program), so it is stored as is.
+    sa.Column("write_key", sa.String(64), nullable=False, unique=True),
+    # Admin tokens are secrets: only their SHA-256 is kept.
+    sa.Column("admin_token_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,144 @@
+"""The embedded event store: one DuckDB file, owned by one process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from liucun.warehouse.dedup import HashIndex
+from liucun.warehouse.dialects import DuckDBDialect
+from liucun.warehouse.rollup import (
+    IDENTITIES_DDL,
+    USER_DAYS_DDL,
+    identity_links,
+    rollup_insert_sql,
+)
+from liucun.warehouse.schema import EVENT_COLUMN_NAMES, EVENT_COLUMNS
+from liucun.warehouse.store import StoreBusyError
+
+EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
+
+
+class DuckDBEventStore:
+    """Events, the daily rollup and identity links in one DuckDB database file.
+
+    All writes go through `append`, serialised by a lock; a commit is durable when `append`
+    returns (DuckDB syncs its write-ahead log at commit).
+    """
+
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        self.dialect = DuckDBDialect()
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreBusyError(
+                    f"the event store {path} is open in another process (is `liucun serve` "
+                    "running?). Stop that process, or use its HTTP API"
+                ) from None
+            raise
+        # Results and casts of TIMESTAMPTZ use the session zone; ours is always UTC.
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self._create_tables()
+        hashes = self._con.execute("SELECT event_hash FROM events").fetchnumpy()["event_hash"]
+        self._index = HashIndex(np.asarray(hashes, dtype=np.int64))
+
+    def _create_tables(self) -> None:
+        columns = ",\n".join(f"{c.name} {self.dialect.column_type(c)}" for c in EVENT_COLUMNS)
+        types = {"string": "VARCHAR", "decimal": "DECIMAL(18, 2)", "timestamp": "TIMESTAMPTZ"}
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({columns})")
+        self._con.execute(USER_DAYS_DDL.format(**types))
+        self._con.execute(IDENTITIES_DDL.format(**types))
+
+    def _confirmed_duplicates(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> np.ndarray:
+        """True for rows whose (app_id, event_id) is stored already; checks index hits only."""
+        dup = np.zeros(table.num_rows, dtype=bool)
+        hashes = table.column("event_hash").to_numpy()
+        candidates = np.flatnonzero(self._index.seen(hashes))
+        if len(candidates) == 0:
+            return dup
+        cand = table.select(["app_id", "event_id", "event_hash"]).take(pa.array(candidates))
+        con.register("dedup_candidates", cand)
+        stored = con.execute(
+            "SELECT e.app_id, CAST(e.event_id AS VARCHAR) FROM events e "
+            "WHERE e.event_hash IN (SELECT event_hash FROM dedup_candidates)"
+        ).fetchall()
+        con.unregister("dedup_candidates")
+        stored_keys = set(stored)
+        for i, key in zip(
+            candidates,
+            zip(*cand.select(["app_id", "event_id"]).to_pydict().values(), strict=True),
+            strict=True,
+        ):
+            dup[i] = key in stored_keys
+        return dup
+
+    def append(self, table: pa.Table, timezones: Mapping[str, str]) -> np.ndarray:
+        with self._write_lock:
+            con = self._con
+            new = ~self._confirmed_duplicates(con, table)
+            fresh = table.filter(pa.array(new)) if not new.all() else table
+            if fresh.num_rows == 0:
+                return new
+            zones = pa.table({"app_id": list(timezones), "tz": list(timezones.values())})
+            links = identity_links(fresh)
+            con.register("new_events", fresh)
+            con.register("app_zones", zones)
+            con.register("new_links", links)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute("INSERT INTO events SELECT * FROM new_events")
+                con.execute(rollup_insert_sql(self.dialect, "new_events", "app_zones"))
+                if links.num_rows:
+                    con.execute("INSERT INTO identities SELECT * FROM new_links")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                for name in ("new_events", "app_zones", "new_links"):
+                    con.unregister(name)
+            self._index.add(fresh.column("event_hash").to_numpy())
+            return new
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        # a cursor is a connection of its own to the same database, safe beside the writer
+        return self._con.cursor()
+
+    def count(self, app_id: str) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT count(*) FROM events WHERE app_id = $app", {"app": app_id})
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def export_batches(self, app_id: str, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+        cols = ", ".join(EXPORT_COLUMNS)
+        reader = (
+            self._reader()
+            .sql(
+                f"SELECT {cols} FROM events WHERE app_id = $app ORDER BY ts, event_id",
+                params={"app": app_id},
+            )
+            .to_arrow_reader(batch_rows)
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._reader().sql(sql, params=dict(params or {})).to_arrow_table()
+
+    def close(self) -> None:
+        self._con.close()

@@ -1,0 +1,46 @@
+"""The event store interface and how a URL selects one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from liucun.warehouse.dialects import Dialect
+
+
+class StoreBusyError(RuntimeError):
+    """Another process holds the embedded event store; the message says what to do."""
+
+
+class EventStore(Protocol):
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def append(self, table: pa.Table, timezones: Mapping[str, str]) -> np.ndarray:
+        """Store the events of `table` not stored before, with their rollup rows, in one commit.
+
+        `timezones` maps each app id in the table to its time zone (days are cut there).
+        Returns a mask over the rows of `table`: True where the event is new.
+        """
+        ...
+
+    def count(self, app_id: str) -> int: ...
+
+    def export_batches(self, app_id: str, batch_rows: int = 100_000) -> Iterator[pa.Table]: ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+def open_event_store(url: str, read_only: bool = False) -> EventStore:
+    """The event store at `url` (`duckdb:///relative/path`, `duckdb:////absolute/path`)."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "duckdb":
+        from liucun.warehouse.duckdb_store import DuckDBEventStore
+
+        return DuckDBEventStore(rest.removeprefix("/"), read_only=read_only)
+    raise ValueError(f"unsupported event store URL {url!r}; use duckdb:///path/events.duckdb")

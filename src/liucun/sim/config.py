@@ -67,7 +67,8 @@ class SimConfig:
     Per-type dicts are keyed by `USER_TYPES`; device dicts by `DEVICE_CLASSES`.
     `uplift[t]` is the extra probability that a user of type `t` revisits when treated by a
     campaign: it does not change the events generated here, it is recorded in the ground truth
-    so that holdout analyses can be checked against it later.
+    so that holdout analyses can be checked against it later. The dict fields make a config
+    unhashable; compare configs with `==`.
     """
 
     users: int = 20_000

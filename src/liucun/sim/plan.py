@@ -218,10 +218,10 @@ def _in_start_order(plan: DayPlan) -> DayPlan:
     by_start = np.argsort(plan.sess_start_us, kind="stable")
     n_pages = plan.sess_pages[by_start]
     first_page = exclusive_cumsum(plan.sess_pages)
-    page_order = segment_positions(first_page[by_start], n_pages)
+    page_perm = segment_positions(first_page[by_start], n_pages)
     # orders are numbered by page; renumber them in the new page order
     order_number = np.cumsum(plan.page_order) - 1
-    new_orders = page_order[plan.page_order[page_order]]
+    new_orders = page_perm[plan.page_order[page_perm]]
     return replace(
         plan,
         sess_user=plan.sess_user[by_start],
@@ -233,16 +233,16 @@ def _in_start_order(plan: DayPlan) -> DayPlan:
         sess_ident=plan.sess_ident[by_start],
         sess_pages=n_pages,
         page_session=segment_ids(n_pages),
-        page_step=plan.page_step[page_order],
-        page_view_us=plan.page_view_us[page_order],
-        page_dwell_us=plan.page_dwell_us[page_order],
-        page_load_ms=plan.page_load_ms[page_order],
-        page_taps=plan.page_taps[page_order],
-        page_order=plan.page_order[page_order],
-        page_check_in=plan.page_check_in[page_order],
-        page_share=plan.page_share[page_order],
-        page_consent=plan.page_consent[page_order],
-        page_consent_result=plan.page_consent_result[page_order],
+        page_step=plan.page_step[page_perm],
+        page_view_us=plan.page_view_us[page_perm],
+        page_dwell_us=plan.page_dwell_us[page_perm],
+        page_load_ms=plan.page_load_ms[page_perm],
+        page_taps=plan.page_taps[page_perm],
+        page_order=plan.page_order[page_perm],
+        page_check_in=plan.page_check_in[page_perm],
+        page_share=plan.page_share[page_perm],
+        page_consent=plan.page_consent[page_perm],
+        page_consent_result=plan.page_consent_result[page_perm],
         order_fen=plan.order_fen[order_number[new_orders]],
     )
 

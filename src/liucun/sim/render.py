@@ -12,6 +12,10 @@ where the middle events are the page's taps, then its order_paid, check_in, shar
 subscribe_consent, spread evenly (with jitter) over the dwell time. Every position is computed
 by offset arithmetic (cumulative sums of block sizes), and each kind of event is scattered into
 its positions at once.
+
+Session-level events (app_open, identify, app_hide) carry no page; only app_open carries the
+scene; only page_view carries a referrer_page (the previous page of the path, null on the
+first); every event carries the user's platform.
 """
 
 from __future__ import annotations
@@ -249,9 +253,8 @@ def _fill_middle_events(
     events.kind[where] = kind
     events.page_step[where] = plan.page_step[page]
     share_of_dwell = (rank + 1 + MIDDLE_JITTER * rng.random(len(rank))) / (counts[page] + 1)
-    events.ts[where] = plan.page_view_us[page] + (plan.page_dwell_us[page] * share_of_dwell).astype(
-        np.int64
-    )
+    into_dwell = (plan.page_dwell_us[page] * share_of_dwell).astype(np.int64)
+    events.ts[where] = plan.page_view_us[page] + into_dwell
     _fill_taps(where[kind == TAP], events, population, event_user, rng)
     events.fen[where[kind == ORDER_PAID]] = plan.order_fen
     _fill_properties_index(plan, where, kind, page, events, population, event_user)
@@ -267,8 +270,9 @@ def _fill_taps(
     """Tap points inside the user's screen; a bot always taps its own single point."""
     user = event_user[where]
     size = _SCREEN_SIZES[population.screen[user]]
-    x = np.round(rng.random(len(where)) * size[:, 0], 1)
-    y = np.round(rng.random(len(where)) * size[:, 1], 1)
+    # to a tenth of a pixel, rounded down so a point stays inside [0, width) × [0, height)
+    x = np.floor(rng.random(len(where)) * size[:, 0] * 10) / 10
+    y = np.floor(rng.random(len(where)) * size[:, 1] * 10) / 10
     bot = population.is_bot[user]
     events.x[where] = np.where(bot, population.bot_x[user], x)
     events.y[where] = np.where(bot, population.bot_y[user], y)

@@ -14,6 +14,7 @@ from liucun import console
 from liucun.config import Settings
 from liucun.events.batch import Rejected
 from liucun.events.export import write_export
+from liucun.events.importers import detect_format
 from liucun.events.importing import ImportReport, Sender, import_file, store_sender
 from liucun.events.ingest import IngestResult
 from liucun.server_file import ServerCard, ServerClient, read_card, remove_card, write_card
@@ -90,6 +91,7 @@ def _server_sender(client: ServerClient, app: App) -> Sender:
 
 
 def import_events(s: Settings, app: App, path: Path, fmt: str | None) -> ImportReport:
+    fmt = fmt or detect_format(path)
     target = open_store_or_server(s)
     send = (
         _server_sender(target, app)

@@ -25,7 +25,7 @@ from liucun.events.model import (
     EventIn,
     as_utc,
 )
-from liucun.warehouse.dedup import event_hashes
+from liucun.warehouse.dedup import event_hashes, first_occurrences
 from liucun.warehouse.schema import EVENT_ARROW_SCHEMA
 
 _EVENTS = TypeAdapter(list[EventIn])
@@ -156,9 +156,10 @@ def validate_events(
     keep = np.ones(table.num_rows, dtype=bool)
     keep[list(problems)] = False
     # the first of several copies of one event_id in a batch is the one kept
-    _, first = np.unique(table.column("event_hash").to_numpy(), return_index=True)
-    unique = np.zeros(table.num_rows, dtype=bool)
-    unique[first] = True
+    ids = table.column("event_id")
+    unique = first_occurrences(
+        table.column("event_hash").to_numpy(), lambda rows: ids.take(pa.array(rows)).to_pylist()
+    )
     duplicates = int((keep & ~unique).sum())
     table = table.filter(pa.array(keep & unique))
     rejected.sort(key=lambda r: r.index)

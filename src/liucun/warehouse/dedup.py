@@ -9,6 +9,7 @@ when the store opens.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -30,6 +31,28 @@ def event_hashes(app_id: str, uuid_bytes: bytes) -> np.ndarray:
     with np.errstate(over="ignore"):
         mixed = _mix(_mix(words[:, 0] ^ key[0]) ^ words[:, 1] ^ key[1])
     return mixed.view(np.int64)
+
+
+def first_occurrences(
+    hashes: np.ndarray, keys: Callable[[np.ndarray], Sequence[Hashable]]
+) -> np.ndarray:
+    """A mask over `hashes`: True at the first row of each distinct key.
+
+    `keys(rows)` gives the keys of the given rows; it is asked only for rows whose hash
+    repeats, so two keys that collide on their hash are never taken for one.
+    """
+    first = np.zeros(len(hashes), dtype=bool)
+    values, index, counts = np.unique(hashes, return_index=True, return_counts=True)
+    first[index[counts == 1]] = True
+    if len(index) == len(hashes):
+        return first
+    rows = np.flatnonzero(np.isin(hashes, values[counts > 1]))
+    seen: set[Hashable] = set()
+    for row, key in zip(rows.tolist(), keys(rows), strict=True):
+        if key not in seen:
+            seen.add(key)
+            first[row] = True
+    return first
 
 
 class HashIndex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from liucun.warehouse.dedup import HashIndex
+from liucun.warehouse.dedup import HashIndex, first_occurrences
 from liucun.warehouse.dialects import DuckDBDialect
 from liucun.warehouse.rollup import (
     IDENTITIES_DDL,
@@ -23,6 +24,12 @@ from liucun.warehouse.schema import EVENT_COLUMN_NAMES, EVENT_COLUMNS
 from liucun.warehouse.store import StoreBusyError
 
 EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
+
+
+def _keys(table: pa.Table, rows: np.ndarray) -> list[tuple[str, str]]:
+    """(app_id, event_id) of the given rows of `table`."""
+    some = table.select(["app_id", "event_id"]).take(pa.array(rows))
+    return list(zip(*some.to_pydict().values(), strict=True))
 
 
 class DuckDBEventStore:
@@ -62,9 +69,13 @@ class DuckDBEventStore:
         self._con.execute(IDENTITIES_DDL.format(**types))
 
     def _confirmed_duplicates(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> np.ndarray:
-        """True for rows whose (app_id, event_id) is stored already; checks index hits only."""
-        dup = np.zeros(table.num_rows, dtype=bool)
+        """True for rows whose (app_id, event_id) is stored already, or is in an earlier row.
+
+        Index hits are only candidates, confirmed against the stored ids; a table may hold
+        one event twice (several requests' batches are appended together).
+        """
         hashes = table.column("event_hash").to_numpy()
+        dup = ~first_occurrences(hashes, lambda rows: _keys(table, rows))
         candidates = np.flatnonzero(self._index.seen(hashes))
         if len(candidates) == 0:
             return dup
@@ -81,7 +92,7 @@ class DuckDBEventStore:
             zip(*cand.select(["app_id", "event_id"]).to_pydict().values(), strict=True),
             strict=True,
         ):
-            dup[i] = key in stored_keys
+            dup[i] |= key in stored_keys
         return dup
 
     def append(self, table: pa.Table, timezones: Mapping[str, str]) -> np.ndarray:
@@ -96,15 +107,20 @@ class DuckDBEventStore:
             con.register("new_events", fresh)
             con.register("app_zones", zones)
             con.register("new_links", links)
+            statements = [
+                "BEGIN TRANSACTION",
+                "INSERT INTO events SELECT * FROM new_events",
+                rollup_insert_sql(self.dialect, "new_events", "app_zones"),
+                *(["INSERT INTO identities SELECT * FROM new_links"] if links.num_rows else []),
+                "COMMIT",
+            ]
             try:
-                con.execute("BEGIN TRANSACTION")
-                con.execute("INSERT INTO events SELECT * FROM new_events")
-                con.execute(rollup_insert_sql(self.dialect, "new_events", "app_zones"))
-                if links.num_rows:
-                    con.execute("INSERT INTO identities SELECT * FROM new_links")
-                con.execute("COMMIT")
+                # one call for the whole transaction: each call gives up the GIL and has to
+                # win it back from the request threads, which costs more than the SQL itself
+                con.execute(";\n".join(statements))
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
+                    con.execute("ROLLBACK")
                 raise
             finally:
                 for name in ("new_events", "app_zones", "new_links"):

@@ -14,14 +14,31 @@ from liucun.state.apps import App
 
 router = APIRouter(tags=["ingest"])
 
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """`node` with its `#/$defs/...` references replaced by the definitions they name."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
+
+
+def _body_schema() -> dict[str, Any]:
+    # Inlined: a `$ref` to `#/components/schemas/EventIn` would dangle, as no route declares
+    # EventIn itself, and a `#/$defs/...` one would resolve against the whole document.
+    schema = NativeBatch.model_json_schema()
+    defs = schema.pop("$defs", {})
+    return dict(_inlined(schema, defs))
+
+
 _BODY = {
     "requestBody": {
         "required": True,
-        "content": {
-            "application/json": {
-                "schema": NativeBatch.model_json_schema(ref_template="#/components/schemas/{model}")
-            }
-        },
+        "content": {"application/json": {"schema": _body_schema()}},
     }
 }
 

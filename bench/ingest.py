@@ -1,0 +1,320 @@
+"""Ingest throughput: a real `liucun serve` under a real HTTP client, beside its ceilings.
+
+    python bench/ingest.py [--events 200000] [--runs 3] [--threads 4]
+
+Measures, each as the median of `--runs` runs:
+
+- HTTP: events/s posted to `POST /v1/batch` of a `liucun serve` process (own data directory,
+  an app made with `liucun apps create --json`) by `--threads` client threads, each with its
+  own keep-alive connection, bodies encoded before the clock starts; batches of 100 and 1,000.
+- ceiling: the same kind of events, validated beforehand, appended straight into a
+  `DuckDBEventStore` in batches of 1,000 and 10,000 rows; and HTTP ÷ ceiling.
+- where one 1,000-event request spends its time: JSON parse, pydantic validation, the rest of
+  `validate_events` (clock, properties, table build), `store.append` (per-stage medians).
+- the simulator's events/s (`liucun.sim.simulate`).
+
+Every event has a fresh event_id, so dedup runs (as always) but finds nothing. Prints figures
+only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pyarrow as pa
+from pydantic import TypeAdapter
+
+from liucun.events.batch import validate_events
+from liucun.events.model import EventIn
+from liucun.sim import SimConfig, simulate
+from liucun.warehouse.dedup import event_hashes
+from liucun.warehouse.duckdb_store import DuckDBEventStore
+
+GOAL = 50_000  # events/s through HTTP with 1,000-event batches
+TZ = "Asia/Shanghai"
+PAGES = ["pages/home", "pages/list", "pages/item/detail", "pages/cart", "pages/me"]
+PLATFORMS = ["wechat", "wechat", "wechat", "alipay", "douyin"]
+KINDS = ["app_open", "page_view", "page_view", "page_view", "tap", "tap", "order_paid"]
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def make_events(n: int, rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    """`n` realistic wire events of the last week, each with a fresh event_id."""
+    out = []
+    for i in range(n):
+        kind = rng.choice(KINDS)
+        device = rng.randrange(50_000)
+        ts = now - timedelta(seconds=rng.randrange(7 * 86_400), milliseconds=rng.randrange(1000))
+        e: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "event": kind,
+            "anonymous_id": f"dev-{device:06d}",
+            "session_id": f"s-{device}-{rng.randrange(30)}",
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "platform": rng.choice(PLATFORMS),
+            "properties": {"network": "wifi", "screen_width": 375, "screen_height": 812},
+        }
+        if device % 3 == 0:
+            e["user_id"] = f"openid-{device:06d}"
+        if kind == "app_open":
+            e["scene"] = rng.choice([1001, 1089, 1007, 1047])
+            e["load_ms"] = rng.randrange(300, 4000)
+        elif kind == "page_view":
+            e["page"] = rng.choice(PAGES)
+            e["referrer_page"] = rng.choice(PAGES)
+        elif kind == "tap":
+            e["page"] = rng.choice(PAGES)
+            e["x"] = round(rng.uniform(0, 375), 1)
+            e["y"] = round(rng.uniform(0, 812), 1)
+            e["properties"]["target"] = "buy-button"
+        else:
+            e["amount"] = round(rng.uniform(1, 500), 2)
+            e["properties"] = {"order_id": f"o-{i}-{rng.randrange(10**9)}", "items": 2}
+        out.append(e)
+    return out
+
+
+def bodies(events: list[dict[str, Any]], size: int) -> list[bytes]:
+    return [orjson.dumps({"batch": events[i : i + size]}) for i in range(0, len(events), size)]
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def liucun_cli() -> list[str]:
+    exe = Path(sys.executable).with_name("liucun")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "liucun.cli"]
+
+
+@contextmanager
+def server(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """(base URL, write key) of a `liucun serve` process on a fresh data directory."""
+    env = {**os.environ, "LIUCUN_DATA_DIR": str(data_dir), "LIUCUN_TIMEZONE": TZ}
+    made = subprocess.run(
+        [*liucun_cli(), "apps", "create", "bench", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    write_key = orjson.loads(made.stdout)["write_key"]
+    port = free_port()
+    proc = subprocess.Popen(
+        [*liucun_cli(), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"liucun serve did not start: {err}")
+            time.sleep(0.1)
+        yield url, write_key
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def post_all(url: str, write_key: str, payloads: list[bytes], threads: int) -> float:
+    """Seconds to post every payload over `threads` keep-alive connections."""
+    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/json"}
+    clients = [httpx.Client(base_url=url, headers=headers, timeout=120) for _ in range(threads)]
+    for c in clients:  # open each connection before the clock starts
+        c.get("/healthz")
+    lock = threading.Lock()
+    queue = iter(payloads)
+    failures: list[str] = []
+
+    def work(client: httpx.Client) -> None:
+        while True:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                return
+            r = client.post("/v1/batch", content=body)
+            if r.status_code != 200:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+                return
+
+    workers = [threading.Thread(target=work, args=(c,)) for c in clients]
+    began = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - began
+    for c in clients:
+        c.close()
+    if failures:
+        raise RuntimeError(f"the server refused a batch: {failures[0]}")
+    return seconds
+
+
+# --- the ceiling and the stages -------------------------------------------------------------
+
+
+def validated(events: list[dict[str, Any]], app_id: str, now: datetime) -> pa.Table:
+    chunks = [
+        validate_events(events[i : i + 10_000], app_id, now).table
+        for i in range(0, len(events), 10_000)
+    ]
+    return pa.concat_tables(chunks).combine_chunks()
+
+
+def with_fresh_ids(table: pa.Table, app_id: str) -> pa.Table:
+    """`table` with new event ids (and their hashes): the same events, new to any store."""
+    ids = [uuid.uuid4() for _ in range(table.num_rows)]
+    hashes = event_hashes(app_id, b"".join(u.bytes for u in ids))
+    table = table.set_column(1, "event_id", pa.array([str(u) for u in ids], pa.string()))
+    return table.set_column(2, "event_hash", pa.array(hashes, pa.int64()))
+
+
+def store_rate(path: Path, table: pa.Table, batch_rows: int) -> float:
+    store = DuckDBEventStore(str(path))
+    try:
+        batches = [table.slice(i, batch_rows) for i in range(0, table.num_rows, batch_rows)]
+        began = time.perf_counter()
+        for b in batches:
+            store.append(b, {"bench": TZ})
+        return table.num_rows / (time.perf_counter() - began)
+    finally:
+        store.close()
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def sim_rate(users: int, days: int) -> tuple[int, float]:
+    began = time.perf_counter()
+    rows = sum(chunk.num_rows for chunk in simulate(SimConfig(users=users, days=days)))
+    return rows, rows / (time.perf_counter() - began)
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def rate_line(label: str, rates: list[float]) -> str:
+    runs = " ".join(f"{r:>9,.0f}" for r in rates)
+    return f"{label:<34} {statistics.median(rates):>10,.0f}   runs: {runs}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events per HTTP run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4, help="client connections")
+    parser.add_argument("--sim-users", type=int, default=20_000)
+    parser.add_argument("--sim-days", type=int, default=30)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    n = args.events
+    print(f"{os.cpu_count()} CPUs; {n:,} events a run; {args.runs} runs; {args.threads} clients")
+
+    rates: dict[str, list[float]] = {}
+    work = Path(tempfile.mkdtemp(prefix="liucun-bench-"))
+    try:
+        with server(work / "server") as (url, key):
+            warm = make_events(2_000, rng, now)
+            post_all(url, key, bodies(warm, 1_000), args.threads)
+            for size in (100, 1_000):
+                label = f"HTTP, {size:,}-event batches"
+                for _ in range(args.runs):
+                    payloads = bodies(make_events(n, rng, now), size)
+                    seconds = post_all(url, key, payloads, args.threads)
+                    rates.setdefault(label, []).append(n / seconds)
+
+        base = validated(make_events(n, rng, now), "bench", now)
+        for size in (1_000, 10_000):
+            label = f"ceiling: store.append, {size:,} rows"
+            path = work / f"ceiling-{size}.duckdb"
+            for _ in range(args.runs):
+                rates.setdefault(label, []).append(
+                    store_rate(path, with_fresh_ids(base, "bench"), size)
+                )
+
+        # one 1,000-event request, stage by stage
+        sample = make_events(1_000, rng, now)
+        body = orjson.dumps({"batch": sample})
+        raw = orjson.loads(body)["batch"]
+        adapter = TypeAdapter(list[EventIn])
+        repeat = 30
+        stages = {
+            "orjson parse": median_ms(lambda: orjson.loads(body), repeat),
+            "pydantic validation": median_ms(lambda: adapter.validate_python(raw), repeat),
+        }
+        whole = median_ms(lambda: validate_events(raw, "bench", now), repeat)
+        stages["clock, properties, table build"] = whole - stages["pydantic validation"]
+        store = DuckDBEventStore(str(work / "ceiling-1000.duckdb"))
+        one = validate_events(raw, "bench", now).table
+        stages["store.append (1,000 rows)"] = median_ms(
+            lambda: store.append(with_fresh_ids(one, "bench"), {"bench": TZ}), repeat
+        ) - median_ms(lambda: with_fresh_ids(one, "bench"), repeat)
+        store.close()
+
+        sims = [sim_rate(args.sim_users, args.sim_days) for _ in range(args.runs)]
+        rates[f"simulator ({sims[0][0]:,} events)"] = [r for _, r in sims]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"{'events/s':<34} {'median':>10}")
+    for label, values in rates.items():
+        print(rate_line(label, values))
+    http = statistics.median(rates["HTTP, 1,000-event batches"])
+    for size in (1_000, 10_000):
+        ceiling = statistics.median(rates[f"ceiling: store.append, {size:,} rows"])
+        print(f"{f'HTTP 1,000 ÷ ceiling {size:,}':<34} {http / ceiling:>10.2f}")
+    verdict = "meets" if http >= GOAL else "is below"
+    print(f"HTTP with 1,000-event batches {verdict} the goal of {GOAL:,} events/s")
+    print()
+    print(f"{'one 1,000-event request':<34} {'ms (median)':>11} {'events/s alone':>15}")
+    for stage, ms in stages.items():
+        print(f"{stage:<34} {ms:>11.2f} {1_000 / ms * 1000:>15,.0f}")
+    total = sum(stages.values())
+    print(f"{'sum of stages':<34} {total:>11.2f} {1_000 / total * 1000:>15,.0f}")
+
+
+if __name__ == "__main__":
+    main()

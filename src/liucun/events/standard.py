@@ -84,6 +84,5 @@ STANDARD_EVENTS: dict[str, StandardEvent] = {
 VISIT_EVENT = "app_open"
 PAGE_VIEW_EVENT = "page_view"
 ORDER_PAID_EVENT = "order_paid"
-IDENTITY_EVENTS = frozenset({"identify", "alias"})
 
 PLATFORMS: tuple[str, ...] = ("wechat", "alipay", "douyin", "web", "ios", "android")

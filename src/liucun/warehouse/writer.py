@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -112,12 +112,3 @@ class GroupCommitWriter:
         offsets = np.cumsum([0] + [p.table.num_rows for p in group])
         for p, start, end in zip(group, offsets[:-1], offsets[1:], strict=True):
             p.done.set_result(int(new[start:end].sum()))
-
-
-def batched_writer(store: EventStore) -> Callable[[pa.Table, Mapping[str, str]], int]:
-    """A plain function that writes through the store directly (imports, the simulator)."""
-
-    def write(table: pa.Table, timezones: Mapping[str, str]) -> int:
-        return int(store.append(table, timezones).sum()) if table.num_rows else 0
-
-    return write

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
+from liucun.events import columnar
 from liucun.events.model import (
     EARLIEST_TS,
     FUTURE_TOLERANCE,
@@ -25,13 +27,23 @@ from liucun.events.model import (
     EventIn,
     as_utc,
 )
+from liucun.events.standard import STANDARD_EVENTS
 from liucun.warehouse.dedup import event_hashes, first_occurrences
-from liucun.warehouse.schema import EVENT_ARROW_SCHEMA
+from liucun.warehouse.schema import EVENT_ARROW_SCHEMA, TS_TYPE
 
 _EVENTS = TypeAdapter(list[EventIn])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _NONE = np.iinfo(np.int64).min
+_DERIVED = ("app_id", "event_hash", "distinct_id", "received_at")
+# The columns a client sends, as Arrow builds them from the validated dicts.
+_WIRE_SCHEMA = pa.schema(
+    [f for f in EVENT_ARROW_SCHEMA if f.name not in _DERIVED] + [pa.field("sent_at", TS_TYPE)]
+)
+_NEEDS_FIELDS = {name: e.required for name, e in STANDARD_EVENTS.items() if e.required}
+_NEEDS_PROPERTIES = {
+    name: e.required_properties for name, e in STANDARD_EVENTS.items() if e.required_properties
+}
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,9 @@ def _reason(err: Any) -> str:
     return f"{where}: {msg}" if where else msg
 
 
-def _parse(raw: Sequence[Any]) -> tuple[list[int], list[EventIn], list[Rejected]]:
+def _parse(raw: Sequence[Any]) -> tuple[list[int], list[dict[str, Any]], list[Rejected]]:
     try:
-        return list(range(len(raw))), _EVENTS.validate_python(raw), []
+        return list(range(len(raw))), _EVENTS.validate_python(raw), []  # type: ignore[return-value]
     except ValidationError as exc:
         reasons: dict[int, list[str]] = {}
         for err in exc.errors(include_url=False):
@@ -70,21 +82,90 @@ def _parse(raw: Sequence[Any]) -> tuple[list[int], list[EventIn], list[Rejected]
             reasons.setdefault(int(index), []).append(_reason(err))
     rejected = [Rejected(i, "; ".join(r)) for i, r in sorted(reasons.items())]
     keep = [i for i in range(len(raw)) if i not in reasons]
-    return keep, _EVENTS.validate_python([raw[i] for i in keep]), rejected
+    return keep, _EVENTS.validate_python([raw[i] for i in keep]), rejected  # type: ignore[return-value]
 
 
 def _micros(moment: datetime) -> int:
     return (as_utc(moment) - _EPOCH) // _ONE_US
 
 
-def _micros_array(moments: list[datetime | None]) -> np.ndarray:
-    """µs since the epoch (int64; the minimum int64 where None), converted in Arrow's C code."""
-    arr = pa.array(moments, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return np.array(arr.fill_null(_NONE).to_numpy())
+def _flatten_rows(rows: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """Turn validated dicts into Arrow-ready values, in place, in one pass.
+
+    A numeric scene becomes text, and `properties` becomes its JSON text, checked for size and
+    for the keys a standard event requires. Returns, per row, its problems.
+    """
+    problems: dict[int, list[str]] = {}
+    for i, row in enumerate(rows):
+        scene = row.get("scene")
+        if scene is not None and not isinstance(scene, str):
+            row["scene"] = str(scene)
+        props = row.get("properties")
+        if props is None:
+            row["properties"] = "{}"
+            props = {}
+        else:
+            try:
+                text = orjson.dumps(props).decode()
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                problems[i] = [f"properties: must be JSON-serialisable: {exc}"]
+                text = "{}"
+            if len(text) > MAX_PROPERTIES_BYTES:
+                problems[i] = [
+                    f"properties: {len(text)} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES}"
+                ]
+            row["properties"] = text
+        needed = _NEEDS_PROPERTIES.get(row["event"])
+        if needed:
+            missing = [f"properties.{key}" for key in needed if key not in props]
+            if missing:
+                problems.setdefault(i, []).extend(missing)
+    return problems
+
+
+def _missing_fields(wire: pa.Table) -> dict[int, list[str]]:
+    """Per row, the fields its standard event requires and it lacks (column-wise)."""
+    missing: dict[int, list[str]] = {}
+    encoded = wire.column("event").combine_chunks().dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    for code, name in enumerate(encoded.dictionary.to_pylist()):
+        fields = _NEEDS_FIELDS.get(name)
+        if not fields:
+            continue
+        is_it = codes == code
+        for f in fields:
+            absent = wire.column(f).is_null().to_numpy(zero_copy_only=False)
+            for i in np.flatnonzero(is_it & absent):
+                missing.setdefault(int(i), []).append(f)
+    return missing
+
+
+def _field_problems(wire: pa.Table, property_problems: dict[int, list[str]]) -> dict[int, str]:
+    """Why rows break the rules that span fields: an id to count them by; required fields."""
+    problems: dict[int, str] = {}
+    no_user = wire.column("user_id").is_null().to_numpy(zero_copy_only=False)
+    no_device = wire.column("anonymous_id").is_null().to_numpy(zero_copy_only=False)
+    for row in np.flatnonzero(no_user & no_device).tolist():
+        problems[row] = "an event needs a user_id or an anonymous_id (or both)"
+    missing = _missing_fields(wire)
+    names = wire.column("event")
+    for i, extra in property_problems.items():
+        if extra and extra[0].startswith("properties:"):
+            problems.setdefault(i, extra[0])
+        else:
+            missing.setdefault(i, []).extend(extra)
+    for i, fields in missing.items():
+        problems.setdefault(i, f"event {names[i].as_py()!r} requires {', '.join(fields)}")
+    return problems
+
+
+def _micros_column(column: pa.ChunkedArray) -> np.ndarray:
+    """µs since the epoch as int64, with the minimum int64 where null."""
+    return np.array(column.cast(pa.int64()).fill_null(_NONE).to_numpy())
 
 
 def _event_times(
-    events: list[EventIn], received_at: datetime, batch_sent_at: datetime | None
+    wire: pa.Table, received_at: datetime, batch_sent_at: datetime | None
 ) -> np.ndarray:
     """Event times in µs since the epoch, corrected for client clock skew.
 
@@ -94,8 +175,8 @@ def _event_times(
     without `ts`, the receive time is used. Naive times are UTC.
     """
     now = _micros(received_at)
-    ts = _micros_array([e.ts for e in events])
-    sent = _micros_array([e.sent_at for e in events])
+    ts = _micros_column(wire.column("ts"))
+    sent = _micros_column(wire.column("sent_at"))
     if batch_sent_at is not None:
         sent[sent == _NONE] = _micros(batch_sent_at)
     out = np.where(sent == _NONE, ts, now - (sent - ts))
@@ -119,22 +200,6 @@ def _time_problems(times: np.ndarray, received_at: datetime) -> dict[int, str]:
     return problems
 
 
-def _properties(events: list[EventIn]) -> tuple[list[str], dict[int, str]]:
-    texts, problems = [], {}
-    for i, e in enumerate(events):
-        try:
-            text = orjson.dumps(e.properties).decode()
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            problems[i] = f"properties: must be JSON-serialisable: {exc}"
-            text = "{}"
-        if len(text) > MAX_PROPERTIES_BYTES:
-            problems[i] = (
-                f"properties: {len(text)} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES}"
-            )
-        texts.append(text)
-    return texts, problems
-
-
 def validate_events(
     raw: Sequence[Any],
     app_id: str,
@@ -147,11 +212,16 @@ def validate_events(
     `sent_at` is the batch's send time for clients that give it once per batch; an event's own
     `sent_at` wins. `index_offset` numbers the events of a chunk within a larger input.
     """
-    indexes, events, rejected = _parse(raw)
-    times = _event_times(events, received_at, sent_at)
-    properties, problems = _properties(events)
-    problems.update(_time_problems(times, received_at))
-    table = _to_table(events, times, properties, app_id, received_at)
+    indexes, rows, rejected = _parse(raw)
+    property_problems = _flatten_rows(rows)
+    wire = pa.Table.from_pylist(rows, schema=_WIRE_SCHEMA)
+    # one spelling of each UUID, so that a retry in capitals is the same event
+    wire = wire.set_column(0, "event_id", pc.utf8_lower(wire.column("event_id")))
+    times = _event_times(wire, received_at, sent_at)
+    problems = _time_problems(times, received_at)
+    for i, reason in _field_problems(wire, property_problems).items():
+        problems.setdefault(i, reason)
+    table = _to_table(wire, times, app_id, received_at)
     rejected += [Rejected(indexes[i], reason) for i, reason in problems.items()]
     keep = np.ones(table.num_rows, dtype=bool)
     keep[list(problems)] = False
@@ -168,39 +238,17 @@ def validate_events(
     return ValidatedBatch(table, rejected, duplicates)
 
 
-def _to_table(
-    events: list[EventIn],
-    times: np.ndarray,
-    properties: list[str],
-    app_id: str,
-    received_at: datetime,
-) -> pa.Table:
-    n = len(events)
-    ids = [e.event_id for e in events]
-    user_ids = [e.user_id for e in events]
-    anonymous_ids = [e.anonymous_id for e in events]
-    columns: dict[str, Any] = {
-        "app_id": pa.repeat(app_id, n) if n else pa.array([], pa.string()),
-        "event_id": [str(u) for u in ids],
-        "event_hash": event_hashes(app_id, b"".join(u.bytes for u in ids)),
-        "user_id": user_ids,
-        "anonymous_id": anonymous_ids,
-        "distinct_id": [u or a for u, a in zip(user_ids, anonymous_ids, strict=True)],
-        "session_id": [e.session_id for e in events],
-        "event": [e.event for e in events],
-        "ts": pa.array(times, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "received_at": pa.array(np.full(n, _micros(received_at)), pa.int64()).cast(
-            pa.timestamp("us", tz="UTC")
-        ),
-        "platform": [e.platform for e in events],
-        "page": [e.page for e in events],
-        "referrer_page": [e.referrer_page for e in events],
-        "scene": [e.scene for e in events],
-        "duration_ms": [e.duration_ms for e in events],
-        "load_ms": [e.load_ms for e in events],
-        "x": [e.x for e in events],
-        "y": [e.y for e in events],
-        "amount": [e.amount for e in events],
-        "properties": properties,
+def _to_table(wire: pa.Table, times: np.ndarray, app_id: str, received_at: datetime) -> pa.Table:
+    n = wire.num_rows
+    uuid_bytes = columnar.uuid_bytes(wire.column("event_id").combine_chunks())
+    derived = {
+        "app_id": pa.array([app_id] * n, pa.string()),
+        "event_hash": pa.array(event_hashes(app_id, uuid_bytes)),
+        "distinct_id": pc.coalesce(wire.column("user_id"), wire.column("anonymous_id")),
+        "ts": pa.array(times).cast(TS_TYPE),
+        "received_at": pa.array(np.full(n, _micros(received_at))).cast(TS_TYPE),
     }
-    return pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA)
+    columns = [
+        derived[f.name] if f.name in derived else wire.column(f.name) for f in EVENT_ARROW_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=EVENT_ARROW_SCHEMA)

@@ -18,7 +18,7 @@ from liucun.warehouse.rollup import (
     IDENTITIES_DDL,
     USER_DAYS_DDL,
     identity_links,
-    rollup_insert_sql,
+    rollup_partials,
 )
 from liucun.warehouse.schema import EVENT_COLUMN_NAMES, EVENT_COLUMNS
 from liucun.warehouse.store import StoreBusyError
@@ -102,15 +102,15 @@ class DuckDBEventStore:
             fresh = table.filter(pa.array(new)) if not new.all() else table
             if fresh.num_rows == 0:
                 return new
-            zones = pa.table({"app_id": list(timezones), "tz": list(timezones.values())})
+            rollup = rollup_partials(fresh, timezones)
             links = identity_links(fresh)
             con.register("new_events", fresh)
-            con.register("app_zones", zones)
+            con.register("new_rollup", rollup)
             con.register("new_links", links)
             statements = [
                 "BEGIN TRANSACTION",
                 "INSERT INTO events SELECT * FROM new_events",
-                rollup_insert_sql(self.dialect, "new_events", "app_zones"),
+                "INSERT INTO user_days SELECT * FROM new_rollup",
                 *(["INSERT INTO identities SELECT * FROM new_links"] if links.num_rows else []),
                 "COMMIT",
             ]
@@ -123,7 +123,7 @@ class DuckDBEventStore:
                     con.execute("ROLLBACK")
                 raise
             finally:
-                for name in ("new_events", "app_zones", "new_links"):
+                for name in ("new_events", "new_rollup", "new_links"):
                     con.unregister(name)
             self._index.add(fresh.column("event_hash").to_numpy())
             return new

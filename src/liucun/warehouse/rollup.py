@@ -8,12 +8,14 @@ queries read this table instead of the events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, VISIT_EVENT
-from liucun.warehouse.dialects import Dialect
+from liucun.warehouse.schema import AMOUNT_TYPE, TS_TYPE
 
 USER_DAYS_DDL = """
 CREATE TABLE IF NOT EXISTS user_days (
@@ -48,28 +50,76 @@ IDENTITY_SCHEMA = pa.schema(
 )
 
 
-def rollup_insert_sql(dialect: Dialect, new_events: str, zones: str) -> str:
-    """SQL that appends the rollup partials of the events in relation `new_events`.
+ROLLUP_SCHEMA = pa.schema(
+    [
+        ("app_id", pa.string()),
+        ("distinct_id", pa.string()),
+        ("day", pa.date32()),
+        ("events", pa.int64()),
+        ("visits", pa.int64()),
+        ("page_views", pa.int64()),
+        ("orders", pa.int64()),
+        ("amount", AMOUNT_TYPE),
+        ("duration_ms", pa.int64()),
+        ("first_ts", TS_TYPE),
+        ("last_ts", TS_TYPE),
+    ]
+)
+_ZERO_AMOUNT = pa.scalar(0, AMOUNT_TYPE)
 
-    `zones` is a relation (app_id, tz) giving each app's time zone: a day is the app's day.
-    Definitions: `visits` counts `app_open` events, `page_views` counts `page_view`,
-    `orders`/`amount` count and add up `order_paid`, `duration_ms` adds up dwell times.
+
+def _local_days(ts: pa.ChunkedArray, timezone: str) -> pa.ChunkedArray:
+    """The calendar date of each UTC instant in `timezone` (IANA rules, DST included)."""
+    return pc.cast(pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone))), pa.date32())
+
+
+def _app_partials(events: pa.Table, timezone: str) -> pa.Table:
+    kind = events.column("event")
+    is_order = pc.equal(kind, ORDER_PAID_EVENT)
+    amounts = pc.if_else(
+        is_order, pc.fill_null(events.column("amount"), _ZERO_AMOUNT), _ZERO_AMOUNT
+    )
+    parts = pa.table(
+        {
+            "app_id": events.column("app_id"),
+            "distinct_id": events.column("distinct_id"),
+            "day": _local_days(events.column("ts"), timezone),
+            "visits": pc.cast(pc.equal(kind, VISIT_EVENT), pa.int64()),
+            "page_views": pc.cast(pc.equal(kind, PAGE_VIEW_EVENT), pa.int64()),
+            "orders": pc.cast(is_order, pa.int64()),
+            "amount": amounts,
+            "duration_ms": pc.fill_null(events.column("duration_ms"), 0),
+            "ts": events.column("ts"),
+        }
+    )
+    sums = [(c, "sum") for c in ("visits", "page_views", "orders", "amount", "duration_ms")]
+    grouped = parts.group_by(["app_id", "distinct_id", "day"], use_threads=False).aggregate(
+        [("visits", "count"), *sums, ("ts", "min"), ("ts", "max")]
+    )
+    return pa.Table.from_arrays(
+        [grouped.column(c) for c in ("app_id", "distinct_id", "day", "visits_count")]
+        + [grouped.column(f"{c}_sum") for c, _ in sums]
+        + [grouped.column("ts_min"), grouped.column("ts_max")],
+        schema=ROLLUP_SCHEMA,
+    )
+
+
+def rollup_partials(events: pa.Table, timezones: Mapping[str, str]) -> pa.Table:
+    """The rollup rows of newly stored `events`: one per (app, distinct id, app-local day).
+
+    `timezones` maps each app id to its time zone: a day is the app's calendar day.
+    Definitions: `events` counts all events, `visits` counts `app_open`, `page_views` counts
+    `page_view`, `orders`/`amount` count and add up `order_paid`, `duration_ms` adds up dwell
+    times, `first_ts`/`last_ts` are the earliest and latest event times.
     """
-    day = dialect.local_date("n.ts", "z.tz")
-    q = dialect.quote
-    return f"""
-    INSERT INTO user_days
-    SELECT n.app_id, n.distinct_id, {day} AS day,
-           count(*),
-           sum(CASE WHEN n.event = {q(VISIT_EVENT)} THEN 1 ELSE 0 END),
-           sum(CASE WHEN n.event = {q(PAGE_VIEW_EVENT)} THEN 1 ELSE 0 END),
-           sum(CASE WHEN n.event = {q(ORDER_PAID_EVENT)} THEN 1 ELSE 0 END),
-           sum(CASE WHEN n.event = {q(ORDER_PAID_EVENT)} THEN coalesce(n.amount, 0) ELSE 0 END),
-           sum(coalesce(n.duration_ms, 0)),
-           min(n.ts), max(n.ts)
-    FROM {new_events} AS n JOIN {zones} AS z ON z.app_id = n.app_id
-    GROUP BY n.app_id, n.distinct_id, {day}
-    """
+    apps = pc.unique(events.column("app_id")).to_pylist()
+    if len(apps) == 1:
+        return _app_partials(events, timezones[apps[0]])
+    tables = [
+        _app_partials(events.filter(pc.equal(events.column("app_id"), app)), timezones[app])
+        for app in apps
+    ]
+    return pa.concat_tables(tables)
 
 
 def identity_links(events: pa.Table) -> pa.Table:

@@ -1,6 +1,6 @@
 """Ingest throughput: a real `liucun serve` under a real HTTP client, beside its ceilings.
 
-    python bench/ingest.py [--events 200000] [--runs 3] [--threads 4]
+    python bench/ingest.py [--events 200000] [--runs 3] [--threads 8]
 
 Measures, each as the median of `--runs` runs:
 
@@ -243,7 +243,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events per HTTP run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4, help="client connections")
+    parser.add_argument("--threads", type=int, default=8, help="client connections")
     parser.add_argument("--sim-users", type=int, default=20_000)
     parser.add_argument("--sim-days", type=int, default=30)
     args = parser.parse_args()

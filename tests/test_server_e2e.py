@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from liucun.state.apps import create_app
 from liucun.state.db import open_state
@@ -166,3 +168,39 @@ def test_concurrent_clients_with_overlapping_batches(tmp_path: Path) -> None:
         ids = export_ids(server.url, creds["app_id"], creds["admin_token"])
         assert len(ids) == len(set(ids)) == len(events)
         assert set(ids) == {e["event_id"] for e in events}
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_worker_processes_end_with_their_server(tmp_path: Path, how: str) -> None:
+    env = liucun_env(tmp_path, LIUCUN_INGEST_WORKERS="2")
+    server = ServerProcess(env).start()
+    assert server.proc is not None
+    workers = _children(server.proc.pid)
+    try:
+        assert len(workers) >= 2, "the server should run its body-checking workers"
+    finally:
+        getattr(server, how)()
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if _alive(w)], "workers outlived their server"

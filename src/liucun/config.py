@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         None, description="Server-wide admin token for /admin/v1 (all apps)."
     )
     max_batch_events: int = Field(5_000, ge=1, description="Most events in one HTTP batch.")
+    ingest_workers: int = Field(
+        -1,
+        ge=-1,
+        description="Processes that parse and check request bodies: -1 one per CPU (up to 4), "
+        "0 none (checked in the server process).",
+    )
     max_body_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest request body, after gzip is undone."
     )

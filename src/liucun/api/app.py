@@ -22,6 +22,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
         app.state.runtime = runtime or Runtime.open(settings)
+        app.state.runtime.start_workers()
         try:
             yield
         finally:

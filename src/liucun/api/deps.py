@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from liucun.api.runtime import Runtime
-from liucun.events.ingest import PayloadError, decompress
+from liucun.events.ingest import PayloadError
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -19,7 +19,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def read_body(request: Request, runtime: Runtime) -> bytes:
-    """The request body, un-gzipped, refused with 413 once it passes the size limit."""
+    """The request body as sent, refused with 413 once it passes the size limit."""
     limit = runtime.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -30,7 +30,7 @@ async def read_body(request: Request, runtime: Runtime) -> bytes:
         if size > limit:
             raise PayloadError(f"body is over the limit of {limit} bytes", status=413)
         chunks.append(chunk)
-    return decompress(b"".join(chunks), limit)
+    return b"".join(chunks)
 
 
 def bearer(authorization: str | None) -> str | None:

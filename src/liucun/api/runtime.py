@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from liucun.api.workers import parse_pool, worker_count
 from liucun.config import Settings
+from liucun.events.ingest import Limits
 from liucun.state.apps import App, app_by_admin_token, app_by_write_key, find_app
 from liucun.state.db import open_state
 from liucun.warehouse.store import EventStore, open_event_store
 from liucun.warehouse.writer import GroupCommitWriter
 
+T = TypeVar("T")
 # A key seen valid is trusted this long without asking the state store again.
 KEY_CACHE_SECONDS = 30.0
 
@@ -27,6 +33,23 @@ class Runtime:
     # Grants admin rights to whoever can read the data directory (the local CLI).
     control_token: str = field(default_factory=lambda: "ct_" + secrets.token_urlsafe(32))
     _keys: dict[str, tuple[float, App]] = field(default_factory=dict)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.settings.max_batch_events, self.settings.max_body_bytes)
+
+    def start_workers(self) -> None:
+        """Start the body-checking processes now, not on the first request."""
+        workers = worker_count(self.settings.ingest_workers)
+        if workers:
+            parse_pool(workers)
+
+    async def parse(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a body parser in the worker processes (or here, with `ingest_workers = 0`)."""
+        workers = worker_count(self.settings.ingest_workers)
+        if workers == 0:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(parse_pool(workers), fn, *args)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

@@ -200,17 +200,26 @@ def _time_problems(times: np.ndarray, received_at: datetime) -> dict[int, str]:
     return problems
 
 
-def validate_events(
-    raw: Sequence[Any],
-    app_id: str,
-    received_at: datetime,
-    sent_at: datetime | None = None,
-    index_offset: int = 0,
-) -> ValidatedBatch:
-    """Check each raw event; return the good ones as a table and the bad ones with reasons.
+@dataclass
+class CheckedBatch:
+    """Events that passed every check that does not depend on the app.
+
+    Its table has the stored columns but `app_id` and `event_hash`: times are corrected, and
+    `distinct_id` and `received_at` are set. This part of ingest can run in another process.
+    """
+
+    table: pa.Table
+    rejected: list[Rejected]
+    received: int
+
+
+def check_events(
+    raw: Sequence[Any], received_at: datetime, sent_at: datetime | None = None
+) -> CheckedBatch:
+    """Check each raw event; keep the good ones as columns and the bad ones with reasons.
 
     `sent_at` is the batch's send time for clients that give it once per batch; an event's own
-    `sent_at` wins. `index_offset` numbers the events of a chunk within a larger input.
+    `sent_at` wins.
     """
     indexes, rows, rejected = _parse(raw)
     property_problems = _flatten_rows(rows)
@@ -221,34 +230,70 @@ def validate_events(
     problems = _time_problems(times, received_at)
     for i, reason in _field_problems(wire, property_problems).items():
         problems.setdefault(i, reason)
-    table = _to_table(wire, times, app_id, received_at)
-    rejected += [Rejected(indexes[i], reason) for i, reason in problems.items()]
-    keep = np.ones(table.num_rows, dtype=bool)
+    keep = np.ones(wire.num_rows, dtype=bool)
     keep[list(problems)] = False
+    table = _checked_table(wire, times, received_at).filter(pa.array(keep))
+    rejected += [Rejected(indexes[i], reason) for i, reason in problems.items()]
+    rejected.sort(key=lambda r: r.index)
+    return CheckedBatch(table, rejected, len(raw))
+
+
+def for_app(checked: CheckedBatch, app_id: str, index_offset: int = 0) -> ValidatedBatch:
+    """The checked events as rows of app `app_id`, each event_id once.
+
+    `index_offset` numbers the events of a chunk within a larger input.
+    """
+    table = _with_app(checked.table, app_id)
     # the first of several copies of one event_id in a batch is the one kept
     ids = table.column("event_id")
     unique = first_occurrences(
         table.column("event_hash").to_numpy(), lambda rows: ids.take(pa.array(rows)).to_pylist()
     )
-    duplicates = int((keep & ~unique).sum())
-    table = table.filter(pa.array(keep & unique))
-    rejected.sort(key=lambda r: r.index)
+    duplicates = int((~unique).sum())
+    if duplicates:
+        table = table.filter(pa.array(unique))
+    rejected = checked.rejected
     if index_offset:
         rejected = [Rejected(r.index + index_offset, r.reason) for r in rejected]
     return ValidatedBatch(table, rejected, duplicates)
 
 
-def _to_table(wire: pa.Table, times: np.ndarray, app_id: str, received_at: datetime) -> pa.Table:
+def validate_events(
+    raw: Sequence[Any],
+    app_id: str,
+    received_at: datetime,
+    sent_at: datetime | None = None,
+    index_offset: int = 0,
+) -> ValidatedBatch:
+    """`check_events` and `for_app` in one step, for callers in one process."""
+    return for_app(check_events(raw, received_at, sent_at), app_id, index_offset)
+
+
+_CHECKED_SCHEMA = pa.schema(
+    [f for f in EVENT_ARROW_SCHEMA if f.name not in ("app_id", "event_hash")]
+)
+
+
+def _checked_table(wire: pa.Table, times: np.ndarray, received_at: datetime) -> pa.Table:
     n = wire.num_rows
-    uuid_bytes = columnar.uuid_bytes(wire.column("event_id").combine_chunks())
     derived = {
-        "app_id": pa.array([app_id] * n, pa.string()),
-        "event_hash": pa.array(event_hashes(app_id, uuid_bytes)),
         "distinct_id": pc.coalesce(wire.column("user_id"), wire.column("anonymous_id")),
         "ts": pa.array(times).cast(TS_TYPE),
         "received_at": pa.array(np.full(n, _micros(received_at))).cast(TS_TYPE),
     }
     columns = [
-        derived[f.name] if f.name in derived else wire.column(f.name) for f in EVENT_ARROW_SCHEMA
+        derived[f.name] if f.name in derived else wire.column(f.name) for f in _CHECKED_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=_CHECKED_SCHEMA)
+
+
+def _with_app(checked: pa.Table, app_id: str) -> pa.Table:
+    uuid_bytes = columnar.uuid_bytes(checked.column("event_id").combine_chunks())
+    derived = {
+        "app_id": pa.array([app_id] * checked.num_rows, pa.string()),
+        "event_hash": pa.array(event_hashes(app_id, uuid_bytes)),
+    }
+    columns = [
+        derived[f.name] if f.name in derived else checked.column(f.name) for f in EVENT_ARROW_SCHEMA
     ]
     return pa.Table.from_arrays(columns, schema=EVENT_ARROW_SCHEMA)

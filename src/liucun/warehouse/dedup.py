@@ -72,8 +72,10 @@ class HashIndex:
         pos[pos == len(self._sorted)] = 0
         hit = self._sorted[pos] == hashes if len(self._sorted) else np.zeros(len(hashes), bool)
         if self._recent:
-            recent = self._recent
-            hit |= np.fromiter((int(h) in recent for h in hashes), bool, len(hashes))
+            # set intersection runs in C; hits are rare (retries), so the mask is built from them
+            found = self._recent.intersection(hashes.tolist())
+            if found:
+                hit |= np.isin(hashes, np.fromiter(found, np.int64, len(found)))
         return hit
 
     def add(self, hashes: np.ndarray) -> None:

@@ -42,12 +42,12 @@ class GroupCommitWriter:
         self,
         store: EventStore,
         max_rows_per_commit: int = 50_000,
-        max_wait_seconds: float = 0.01,
+        max_wait_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._max_rows = max_rows_per_commit
-        # how long a commit waits for more requests to join it: a commit has a fixed cost
-        # (several ms in DuckDB), so one of 4,000 rows costs far less than four of 1,000
+        # How long a commit may wait for more requests to join it. By default it does not
+        # wait: requests that arrive while one commit runs form the next group by themselves.
         self._max_wait = max_wait_seconds
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
@@ -78,7 +78,8 @@ class GroupCommitWriter:
         deadline = time.monotonic() + self._max_wait
         while rows < self._max_rows:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                wait = deadline - time.monotonic()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:

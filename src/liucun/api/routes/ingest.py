@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
-from pydantic import ValidationError
 
 from liucun.api.deps import RuntimeDep, bearer, read_body
 from liucun.api.schemas import ERRORS, IngestResponse, NativeBatch
-from liucun.events.ingest import IngestResult, PayloadError, check_batch_size, ingest, parse_json
+from liucun.events.ingest import IngestResult, parse_native, store_checked
 from liucun.state.apps import App
 
 router = APIRouter(tags=["ingest"])
@@ -64,15 +64,6 @@ def app_for_key(runtime: RuntimeDep, key: str | None) -> App:
     return app
 
 
-def _sent_at(value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return NativeBatch.model_validate({"batch": [], "sent_at": value}).sent_at
-    except ValidationError:
-        raise PayloadError(f"sent_at {value!r} is not a date-time") from None
-
-
 @router.post(
     "/v1/batch",
     response_model=IngestResponse,
@@ -91,17 +82,13 @@ async def post_batch(
     Answers after the events are committed. 200 when at least one event was accepted (or the
     batch was empty), 400 when every event was rejected.
     """
-    payload = parse_json(await read_body(request, runtime))
-    if isinstance(payload, list):
-        events, sent_at, body_key = payload, None, None
-    elif isinstance(payload, dict) and isinstance(payload.get("batch"), list):
-        events, sent_at = payload["batch"], _sent_at(payload.get("sent_at"))
-        body_key = payload.get("api_key")
-    else:
-        raise PayloadError('body must be a JSON array of events or {"batch": [...]}')
-    app = app_for_key(runtime, bearer(authorization) or x_write_key or body_key)
-    check_batch_size(events, runtime.settings.max_batch_events)
-    result = await ingest(events, app, runtime.writer, sent_at)
-    if events and result.accepted == 0:
+    header_key = bearer(authorization) or x_write_key
+    # a wrong key in a header is refused before any work is spent on the body
+    app = app_for_key(runtime, header_key) if header_key else None
+    body = await read_body(request, runtime)
+    parsed = await runtime.parse(parse_native, body, runtime.limits, datetime.now(UTC))
+    app = app or app_for_key(runtime, parsed.body_key)
+    result = await store_checked(parsed.checked, app, runtime.writer)
+    if parsed.checked.received and result.accepted == 0:
         raise HTTPException(400, {"message": "every event was rejected", **response_of(result)})
     return response_of(result)

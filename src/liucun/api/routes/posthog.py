@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 
 from liucun.api.deps import RuntimeDep, read_body
-from liucun.api.routes.ingest import _sent_at, app_for_key, response_of
+from liucun.api.routes.ingest import app_for_key, response_of
 from liucun.api.schemas import ERRORS, PostHogResponse
-from liucun.events import posthog
-from liucun.events.ingest import PayloadError, check_batch_size, decompress, ingest, parse_json
+from liucun.events.ingest import parse_posthog, store_checked
 
 router = APIRouter(tags=["posthog"])
 
@@ -28,33 +24,14 @@ _BODY = {
 }
 
 
-def _payload(body: bytes, content_type: str, limit: int) -> Any:
-    """The JSON payload of a capture request: plain, gzip, or posthog-js's base64 form field."""
-    if "application/x-www-form-urlencoded" in content_type:
-        form = parse_qs(body.decode("latin-1"))
-        if "data" not in form:
-            raise PayloadError("form body has no `data` field")
-        try:
-            body = base64.b64decode(form["data"][0], validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise PayloadError(f"`data` is not base64: {exc}") from None
-        body = decompress(body, limit)
-    return parse_json(body)
-
-
 async def capture(request: Request, runtime: RuntimeDep, api_key: str | None) -> dict[str, Any]:
-    limit = runtime.settings.max_body_bytes
-    payload = _payload(
-        await read_body(request, runtime), request.headers.get("content-type", ""), limit
+    body = await read_body(request, runtime)
+    content_type = request.headers.get("content-type", "")
+    parsed = await runtime.parse(
+        parse_posthog, body, content_type, runtime.limits, datetime.now(UTC)
     )
-    if not isinstance(payload, dict | list):
-        raise PayloadError('body must be a PostHog event, a list of events or {"batch": [...]}')
-    app = app_for_key(runtime, posthog.api_key_of(payload) or api_key)
-    raw, sent_at = posthog.events_of(payload)
-    check_batch_size(raw, runtime.settings.max_batch_events)
-    now = datetime.now(UTC)
-    native = [posthog.to_native(e, now) for e in raw]
-    result = await ingest(native, app, runtime.writer, _sent_at(sent_at), now)
+    app = app_for_key(runtime, parsed.body_key or api_key)
+    result = await store_checked(parsed.checked, app, runtime.writer)
     return {"status": 1, **response_of(result)}
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 from liucun import console
@@ -35,7 +36,7 @@ def settings() -> Settings:
         console.fail(str(exc), code=2)
 
 
-def state_engine(s: Settings):  # type: ignore[no-untyped-def]
+def state_engine(s: Settings) -> sa.Engine:
     try:
         return open_state(s.state_store_url)
     except Exception as exc:  # the URL reached nothing usable: say which setting to fix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -40,21 +41,16 @@ def ingest_simulation(store: EventStore, app: App, config: SimConfig) -> int:
     """Simulate `config` and store its events for `app` with a progress bar; returns new events."""
     new = 0
     received = datetime.now(UTC)
+    zone = ZoneInfo(app.timezone)
     with console.progress("simulate + ingest 模拟并写入 (days)", config.days) as bar:
         task = bar.task_ids[0]
         for chunk in simulate(config):
             table = complete_table(chunk, app.app_id, received)
             new += int(store.append(table, {app.app_id: app.timezone}).sum())
-            first_day = chunk.column("ts")[0].as_py().astimezone(_zone(app)).date()
+            first_day = chunk.column("ts")[0].as_py().astimezone(zone).date()
             bar.update(task, completed=(first_day - config.start).days + 1)
         bar.update(task, completed=config.days)
     return new
-
-
-def _zone(app: App):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(app.timezone)
 
 
 def show_headline(h: Headline) -> None:

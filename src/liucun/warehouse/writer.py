@@ -12,7 +12,6 @@ import asyncio
 import queue
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -42,13 +41,9 @@ class GroupCommitWriter:
         self,
         store: EventStore,
         max_rows_per_commit: int = 50_000,
-        max_wait_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._max_rows = max_rows_per_commit
-        # How long a commit may wait for more requests to join it. By default it does not
-        # wait: requests that arrive while one commit runs form the next group by themselves.
-        self._max_wait = max_wait_seconds
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
@@ -65,9 +60,6 @@ class GroupCommitWriter:
             return 0
         return await asyncio.wrap_future(self.submit(table, timezones))
 
-    def write_sync(self, table: pa.Table, timezones: Mapping[str, str]) -> int:
-        return self.submit(table, timezones).result() if table.num_rows else 0
-
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""
         self._queue.put(None)
@@ -75,11 +67,10 @@ class GroupCommitWriter:
 
     def _take_group(self, first: _Pending) -> tuple[list[_Pending], bool]:
         group, rows, stop = [first], first.table.num_rows, False
-        deadline = time.monotonic() + self._max_wait
         while rows < self._max_rows:
+            # no waiting: requests that arrive while one commit runs form the next group
             try:
-                wait = deadline - time.monotonic()
-                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:

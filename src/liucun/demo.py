@@ -92,11 +92,13 @@ def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bo
         return
     from liucun.local import serve_with_store
 
+    base = f"http://{host}:{port}"
     console.out.print(
-        f"\n[bold]liucun is serving on http://{host}:{port}[/]  (Ctrl-C to stop)\n"
-        f"  API docs 接口文档:  http://{host}:{port}/docs\n"
-        f"  health 健康检查:    http://{host}:{port}/healthz\n"
-        f"  send events:       POST http://{host}:{port}/v1/batch "
-        f"with `Authorization: Bearer {app.write_key}`"
+        f"\n[bold]liucun is serving on {base}[/]  (Ctrl-C to stop)\n"
+        f"  API docs 接口文档:   {base}/docs\n"
+        f"  health 健康检查:     {base}/healthz\n"
+        f"  send events 发送事件: POST {base}/v1/batch\n"
+        f"  write key 写入密钥:   {app.write_key}",
+        soft_wrap=True,
     )
     serve_with_store(s, host, port, store, state)

@@ -129,16 +129,20 @@ def serve_with_store(
 
     from liucun.api.app import create_app
     from liucun.api.runtime import Runtime
+    from liucun.api.workers import stop_pools
 
     runtime = Runtime(s, state, store, GroupCommitWriter(store))
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     card = ServerCard(os.getpid(), f"http://{shown_host}:{port}", runtime.control_token)
     write_card(s.data_dir, card)
-    try:
-        uvicorn.run(create_app(s, runtime), host=host, port=port, log_level="warning")
-    finally:
+
+    def shut_down() -> None:
         remove_card(s.data_dir, card.pid)
         runtime.close()
+        stop_pools()
+
+    app = create_app(s, runtime, on_shutdown=shut_down)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def run_simulation(

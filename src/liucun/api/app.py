@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -15,8 +15,16 @@ from liucun.config import Settings
 from liucun.events.ingest import PayloadError
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """The liucun server; it opens the stores on start-up unless given a runtime."""
+def create_app(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The liucun server; it opens the stores on start-up unless given a runtime.
+
+    `on_shutdown` runs when the server stops. It runs inside the app's lifespan because
+    uvicorn re-raises SIGTERM/SIGINT once it has stopped, so code after `uvicorn.run` may not.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -28,6 +36,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             if own:
                 app.state.runtime.close()
+            if on_shutdown is not None:
+                on_shutdown()
 
     app = FastAPI(
         title="liucun",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
-from functools import cache
 
 from liucun.events.ingest import warm_up
 
@@ -37,21 +37,37 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _start_worker(parent: int) -> None:
+    # Ctrl-C or a service manager's SIGTERM reaches the whole process group; the server decides
+    # when its workers stop, after the requests they hold are answered.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A server killed with SIGKILL cannot stop its workers: they notice and leave on their own.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     warm_up()
 
 
-@cache
+_POOLS: dict[int, Executor] = {}
+
+
 def parse_pool(workers: int) -> Executor:
-    """The shared pool of `workers` processes, started and warmed up."""
-    # spawn, not fork: the server process holds threads and an open DuckDB file by now
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(os.getpid(),),
-    )
-    for future in [pool.submit(os.getpid) for _ in range(workers)]:
-        future.result()
+    """The shared pool of `workers` processes, started and warmed up on first use."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        # spawn, not fork: the server process holds threads and an open DuckDB file by now
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+        for future in [pool.submit(os.getpid) for _ in range(workers)]:
+            future.result()
+        _POOLS[workers] = pool
     return pool
+
+
+def stop_pools() -> None:
+    """Stop this process's worker processes (a server shutting down)."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -14,7 +14,7 @@ from posthog import Posthog
 
 from liucun.state.apps import AppCredentials, create_app
 from liucun.state.db import open_state
-from tests.server_helpers import liucun_env, running_server
+from tests.server_helpers import liucun_env, running_server, server_count
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,7 @@ def exported(url: str, creds: AppCredentials) -> list[dict[str, Any]]:
 
 
 def count(url: str, creds: AppCredentials) -> int:
-    r = httpx.get(
-        f"{url}/admin/v1/apps/{creds.app_id}/events/count",
-        headers={"Authorization": f"Bearer {creds.admin_token}"},
-        timeout=30.0,
-    )
-    assert r.status_code == 200, r.text
-    return int(r.json()["events"])
+    return server_count(url, creds.app_id, creds.admin_token)
 
 
 def client(url: str, key: str, errors: list[Any], **kw: Any) -> Posthog:

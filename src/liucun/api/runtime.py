@@ -49,7 +49,10 @@ class Runtime:
         workers = worker_count(self.settings.ingest_workers)
         if workers == 0:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(parse_pool(workers), fn, *args)
+        # the writer holds its next commit open for a request being checked
+        with self.writer.expecting():
+            pool = parse_pool(workers)
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:

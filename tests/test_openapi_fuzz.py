@@ -107,6 +107,11 @@ def test_operation_conforms_to_its_schema(target: Target, method: str, path: str
             for ref in (target.creds.app_id, target.creds.name):
                 case.path_parameters["app"] = ref
                 again = case.call_and_validate(headers=own, params=params, checks=CHECKS)
+                if path.endswith("/metrics/{kind}") and again.status_code == 422:
+                    # validity the schema cannot state: an event the app never sent, `from`
+                    # after `to`; the answer must still say why
+                    assert isinstance(again.json()["detail"], str | list), again.text
+                    continue
                 assert again.status_code == 200, again.text
 
     check()

@@ -162,6 +162,57 @@ def import_events(
         )
 
 
+Opt = typer.Option
+
+
+@app.command("metrics")
+def metrics_command(
+    kind: Annotated[str, typer.Argument(help="active, mau-report, retention, lifecycle, …")],
+    app_ref: AppOption,
+    date_from: Annotated[str | None, Opt("--from", help="First local date, YYYY-MM-DD.")] = None,
+    date_to: Annotated[str | None, Opt("--to", help="Last local date (default: latest).")] = None,
+    event: Annotated[str | None, Opt(help="Activity event: visit (default), any, a name.")] = None,
+    week_start: Annotated[str | None, Opt(help="monday (default) or sunday.")] = None,
+    period: Annotated[str | None, Opt(help="day, week or month.")] = None,
+    intervals: Annotated[int | None, Opt(help="Retention intervals, interval 0 included.")] = None,
+    retention_type: Annotated[str | None, Opt("--type", help="first_time or recurring.")] = None,
+    cumulative: Annotated[bool, Opt(help="Retention/stickiness: this interval or later.")] = False,
+    start_event: Annotated[str | None, Opt(help="Retention start event.")] = None,
+    return_event: Annotated[str | None, Opt(help="Retention return event.")] = None,
+    min_events: Annotated[int | None, Opt(help="Stickiness: events that make a period.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Engagement metrics of an app over a range of its local dates (docs/metrics.md)."""
+    from liucun.analytics.params import AnalyticsError, parse_params
+    from liucun.analytics.tables import metric_tables
+    from liucun.local import metric
+
+    s = settings()
+    found = resolve_app(s, app_ref)
+    options = {
+        "from": date_from,
+        "to": date_to,
+        "event": event,
+        "week_start": week_start,
+        "period": period,
+        "intervals": intervals,
+        "type": retention_type,
+        "cumulative": cumulative or None,
+        "start_event": start_event,
+        "return_event": return_event,
+        "min_events": min_events,
+    }
+    try:
+        data = metric(s, found, kind, parse_params(options))
+    except AnalyticsError as exc:
+        console.fail(str(exc), code=2)
+    if as_json:
+        console.print_json(data)
+        return
+    for table in metric_tables(kind, data):
+        console.print_table(table.title, table.headers, table.rows)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

@@ -11,13 +11,22 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from liucun import console
+from liucun.analytics.metrics import compute
+from liucun.analytics.params import AnalyticsError, MetricParams
 from liucun.config import Settings
 from liucun.events.batch import Rejected
 from liucun.events.export import write_export
 from liucun.events.importers import detect_format
 from liucun.events.importing import ImportReport, Sender, import_file, store_sender
 from liucun.events.ingest import IngestResult
-from liucun.server_file import ServerCard, ServerClient, read_card, remove_card, write_card
+from liucun.server_file import (
+    ServerCard,
+    ServerClient,
+    ServerRefusedError,
+    read_card,
+    remove_card,
+    write_card,
+)
 from liucun.sim import SimConfig, SimSummary, write_simulation
 from liucun.state.apps import App
 from liucun.state.db import open_state
@@ -43,6 +52,21 @@ def event_count(s: Settings, app: App) -> int:
         return int(target.get(f"/admin/v1/apps/{app.app_id}/events/count")["events"])
     try:
         return target.count(app.app_id)
+    finally:
+        target.close()
+
+
+def metric(s: Settings, app: App, kind: str, params: MetricParams) -> Any:
+    """Metric `kind` of `app` as JSON-ready data, computed here or by the running server."""
+    target = open_store_or_server(s)
+    if isinstance(target, ServerClient):
+        query = params.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        try:
+            return target.get(f"/admin/v1/apps/{app.app_id}/metrics/{kind}", query)
+        except ServerRefusedError as exc:
+            raise AnalyticsError(str(exc)) from None
+    try:
+        return compute(target, app, kind, params)
     finally:
         target.close()
 

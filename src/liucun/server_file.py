@@ -61,6 +61,19 @@ def read_card(data_dir: Path) -> ServerCard | None:
     return card if _alive(card.pid) else None
 
 
+class ServerRefusedError(ValueError):
+    """The server refused a request as invalid (422); the message is its explanation."""
+
+
+def _detail(response: httpx.Response) -> str:
+    detail = response.json().get("detail")
+    if isinstance(detail, list):  # FastAPI's validation errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
+        )
+    return str(detail)
+
+
 class ServerClient:
     """The admin API of the local server, as the CLI uses it."""
 
@@ -72,8 +85,10 @@ class ServerClient:
             timeout=httpx.Timeout(300.0, connect=10.0),
         )
 
-    def get(self, path: str) -> Any:
-        response = self.http.get(path)
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = self.http.get(path, params=params)
+        if response.status_code == 422:
+            raise ServerRefusedError(_detail(response))
         response.raise_for_status()
         return response.json()
 

@@ -9,7 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from liucun import __version__
-from liucun.api.routes import admin, health, ingest, posthog
+from liucun.analytics.params import AnalyticsError
+from liucun.api.routes import admin, health, ingest, metrics, posthog
 from liucun.api.runtime import Runtime
 from liucun.config import Settings
 from liucun.events.ingest import PayloadError
@@ -50,6 +51,10 @@ def create_app(
     async def payload_error(_request: Request, exc: PayloadError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    for module in (health, ingest, posthog, admin):
+    @app.exception_handler(AnalyticsError)
+    async def analytics_error(_request: Request, exc: AnalyticsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    for module in (health, ingest, posthog, admin, metrics):
         app.include_router(module.router)
     return app

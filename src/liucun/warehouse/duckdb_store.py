@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -162,7 +163,9 @@ class DuckDBEventStore:
             yield pa.Table.from_batches([batch])
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._reader().sql(sql, params=dict(params or {})).to_arrow_table()
+        # DuckDB refuses parameters a statement does not use; callers may pass a shared set
+        used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", sql)}
+        return self._reader().sql(sql, params=used).to_arrow_table()
 
     def close(self) -> None:
         self._con.close()

@@ -23,7 +23,8 @@ def _server_admin(runtime: RuntimeDep, token: str) -> None:
         raise HTTPException(403, "this needs the server's admin token (LIUCUN_ADMIN_TOKEN)")
 
 
-def _app(runtime: RuntimeDep, token: str, app_ref: str) -> App:
+def admin_app(runtime: RuntimeDep, token: str, app_ref: str) -> App:
+    """The app `app_ref` if `token` may administer it; 404 or 403 otherwise."""
     try:
         app = runtime.app_for_admin(token, app_ref)
     except AppError as exc:
@@ -50,7 +51,7 @@ def post_app(body: AppCreate, runtime: RuntimeDep, token: AdminToken) -> dict[st
 
 @router.get("/apps/{app}/events/count", response_model=EventCount, responses=ERRORS)
 def get_event_count(app: str, runtime: RuntimeDep, token: AdminToken) -> EventCount:
-    found = _app(runtime, token, app)
+    found = admin_app(runtime, token, app)
     return EventCount(app_id=found.app_id, events=runtime.store.count(found.app_id))
 
 
@@ -71,7 +72,7 @@ def get_event_export(
 
     The `X-Event-Count` header gives the number of events.
     """
-    found = _app(runtime, token, app)
+    found = admin_app(runtime, token, app)
     fd, name = tempfile.mkstemp(suffix=f".{format}", prefix="liucun-export-")
     os.close(fd)
     # Written to a file first: the count goes in a header, and Parquet needs a seekable file.

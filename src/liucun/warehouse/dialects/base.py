@@ -30,6 +30,18 @@ class Dialect(ABC):
     def param(self, name: str) -> str:
         """The placeholder for a named query parameter."""
 
+    @abstractmethod
+    def period_start(self, day: str, period: str, week_starts_sunday: bool) -> str:
+        """The first day of the day/week/month that DATE expression `day` falls in, as a DATE."""
+
+    @abstractmethod
+    def periods_between(self, first: str, second: str, period: str) -> str:
+        """Whole periods from period start `first` to period start `second` (both DATEs)."""
+
+    @abstractmethod
+    def add_days(self, day: str, days: str) -> str:
+        """DATE expression `day` moved by the integer expression `days`."""
+
     def quote(self, text: str) -> str:
         """A string literal (for time-zone names and the like, never for user input)."""
         return "'" + text.replace("'", "''") + "'"

@@ -31,3 +31,21 @@ class DuckDBDialect(Dialect):
 
     def param(self, name: str) -> str:
         return f"${name}"
+
+    def period_start(self, day: str, period: str, week_starts_sunday: bool) -> str:
+        if period == "day":
+            return f"CAST({day} AS DATE)"
+        if period == "month":
+            return f"CAST(date_trunc('month', {day}) AS DATE)"
+        if week_starts_sunday:  # DuckDB's weeks are ISO weeks, starting on Monday
+            return f"CAST(date_trunc('week', CAST({day} AS DATE) + 1) AS DATE) - 1"
+        return f"CAST(date_trunc('week', {day}) AS DATE)"
+
+    def periods_between(self, first: str, second: str, period: str) -> str:
+        if period == "month":
+            return f"date_diff('month', {first}, {second})"
+        days = f"date_diff('day', {first}, {second})"
+        return f"({days} // 7)" if period == "week" else days
+
+    def add_days(self, day: str, days: str) -> str:
+        return f"CAST({day} AS DATE) + CAST({days} AS INTEGER)"

@@ -1,0 +1,86 @@
+"""Every metric by its kind name, as JSON-ready results: what the CLI and the admin API serve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic_core import to_jsonable_python
+
+from liucun.analytics.activity import activity
+from liucun.analytics.activity_source import Scope, resolve_scope
+from liucun.analytics.lifecycle import lifecycle
+from liucun.analytics.mau_report import mau_report
+from liucun.analytics.params import AnalyticsError, MetricKind, MetricParams
+from liucun.analytics.retention import RetentionQuery, retention
+from liucun.analytics.stickiness import stickiness
+from liucun.state.apps import App
+from liucun.warehouse.store import EventStore
+
+Metric = Callable[[EventStore, Scope, MetricParams], Any]
+
+
+def _active(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    report = activity(store, scope, p.event)
+    return {"days": report.days, "months": report.months}
+
+
+def _mau_report(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return mau_report(store, scope, p.event)
+
+
+def _retention(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    q = RetentionQuery(
+        period=p.period,
+        intervals=p.intervals,
+        type=p.type,
+        start_event=p.start_event or p.event,
+        return_event=p.return_event or p.event,
+        cumulative=p.cumulative,
+    )
+    return retention(store, scope, q)
+
+
+def _lifecycle(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return lifecycle(store, scope, p.event, p.period)
+
+
+def _stickiness(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    s = stickiness(store, scope, p.event, p.period, p.min_events, p.cumulative)
+    return [{"periods": k + 1, "users": n} for k, n in enumerate(s.persons)]
+
+
+METRICS: dict[MetricKind, Metric] = {
+    MetricKind.active: _active,
+    MetricKind.mau_report: _mau_report,
+    MetricKind.retention: _retention,
+    MetricKind.lifecycle: _lifecycle,
+    MetricKind.stickiness: _stickiness,
+}
+
+
+def app_today(app: App) -> date:
+    return datetime.now(ZoneInfo(app.timezone)).date()
+
+
+def compute(store: EventStore, app: App, kind: str, params: MetricParams) -> Any:
+    """Metric `kind` of `app` as JSON-ready data; AnalyticsError if it cannot be computed."""
+    if kind not in METRICS:
+        raise AnalyticsError(f"unknown metric {kind!r}; choose one of {', '.join(METRICS)}")
+    metric = METRICS[MetricKind(kind)]
+    scope = resolve_scope(store, app, params, app_today(app))
+    result = metric(store, scope, params)
+    return to_jsonable_python(_plain(result))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value

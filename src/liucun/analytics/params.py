@@ -1,0 +1,95 @@
+"""What a metric is asked for: the date range, the activity event, periods and options.
+
+One validated model serves the CLI (`liucun metrics KIND ...`) and the admin API
+(`/admin/v1/apps/{app}/metrics/{kind}`), so both accept and refuse the same things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Activity is a visit (`app_open`) unless the caller names another event; `any` is any event.
+VISIT = "visit"
+ANY = "any"
+MAX_INTERVALS = 400
+MAX_RANGE_DAYS = 3 * 366
+DEFAULT_RANGE_DAYS = 30
+
+
+class AnalyticsError(ValueError):
+    """A metric cannot be computed as asked; the message says what to change."""
+
+
+class MetricKind(StrEnum):
+    active = "active"
+    mau_report = "mau-report"
+    retention = "retention"
+    lifecycle = "lifecycle"
+    stickiness = "stickiness"
+
+
+class Period(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class WeekStart(StrEnum):
+    monday = "monday"
+    sunday = "sunday"  # PostHog's default
+
+
+class RetentionType(StrEnum):
+    first_time = "first_time"
+    recurring = "recurring"
+
+
+EventName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MetricParams(BaseModel):
+    """The options of every metric; each metric reads the ones it needs."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    date_from: date | None = Field(
+        None, alias="from", description="First app-local date (default: 30 days to `to`)."
+    )
+    date_to: date | None = Field(
+        None, alias="to", description="Last app-local date (default: the latest day with data)."
+    )
+    event: EventName = Field(
+        VISIT, description="The event that counts as activity: `visit`, `any` or an event name."
+    )
+    week_start: WeekStart = WeekStart.monday
+    period: Period = Period.day
+    intervals: int = Field(11, ge=1, le=MAX_INTERVALS, description="Retention intervals.")
+    type: RetentionType = RetentionType.first_time
+    cumulative: bool = False
+    start_event: EventName | None = Field(None, description="Retention start (default: event).")
+    return_event: EventName | None = Field(None, description="Retention return (default: event).")
+    min_events: int = Field(1, ge=1, le=1_000_000, description="Events that make a period count.")
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> Self:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"`from` {self.date_from} is after `to` {self.date_to}")
+        return self
+
+
+def parse_params(values: Mapping[str, object]) -> MetricParams:
+    """`values` as MetricParams; an AnalyticsError naming each bad option otherwise."""
+    try:
+        return MetricParams.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}" if where else msg)
+        raise AnalyticsError("; ".join(problems)) from None

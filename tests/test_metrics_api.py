@@ -1,0 +1,144 @@
+"""The metrics contract: `/admin/v1/apps/{app}/metrics/{kind}` and `liucun metrics KIND`.
+
+Numbers here are worked out by hand on a tiny app; `test_analytics_reference.py` checks the
+metrics against a plain-Python reference on random data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from liucun.api.app import create_app
+from liucun.config import Settings
+from liucun.state.apps import AppCredentials
+from liucun.state.apps import create_app as create_tenant
+from liucun.state.db import open_state
+from tests.api_helpers import event
+from tests.server_helpers import cli, cli_json, liucun_env
+from tests.test_cli import new_app, write_jsonl
+
+# Asia/Shanghai is UTC+8: 01:00Z is 09:00 local on the same date.
+VISITS = [
+    ("device-1", "2026-11-16T01:00:00Z"),  # Monday
+    ("device-1", "2026-11-17T01:00:00Z"),
+    ("device-2", "2026-11-17T01:00:00Z"),
+    ("device-2", "2026-11-17T15:59:59Z"),  # 23:59:59 local, still the 17th
+    ("device-3", "2026-11-17T16:00:00Z"),  # 00:00 local on the 18th
+]
+
+
+def visits() -> list[dict[str, object]]:
+    return [event("app_open", anonymous_id=who, ts=ts) for who, ts in VISITS]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def shop(settings: Settings, client: TestClient) -> AppCredentials:
+    creds = create_tenant(open_state(settings.state_store_url), "shop", "Asia/Shanghai")
+    r = client.post(
+        "/v1/batch",
+        content=orjson.dumps({"batch": visits()}),
+        headers={"Authorization": f"Bearer {creds.write_key}"},
+    )
+    assert r.status_code == 200, r.text
+    return creds
+
+
+def get(client: TestClient, token: str, path: str, **params: object) -> object:
+    return client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_retention_by_day(client: TestClient, shop: AppCredentials) -> None:
+    r = get(
+        client,
+        shop.admin_token,
+        "/admin/v1/apps/shop/metrics/retention",
+        **{"from": "2026-11-16", "to": "2026-11-18", "intervals": 3},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == [
+        {"start": "2026-11-16", "size": 1, "counts": [1, 1, 0]},
+        {"start": "2026-11-17", "size": 1, "counts": [1, 0]},
+        {"start": "2026-11-18", "size": 1, "counts": [1]},
+    ]
+
+
+def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredentials) -> None:
+    base = f"/admin/v1/apps/{shop.app_id}/metrics"
+    dates = {"from": "2026-11-16", "to": "2026-11-18"}
+    active = get(client, shop.admin_token, f"{base}/active", **dates).json()
+    assert [(d["day"], d["dau"], d["wau"], d["visits"]) for d in active["days"]] == [
+        ("2026-11-16", 1, 1, 1),
+        ("2026-11-17", 2, 2, 3),
+        ("2026-11-18", 1, 3, 1),
+    ]
+    assert active["months"] == [{"month": "2026-11-01", "mau": 3, "complete": False}]
+    life = get(client, shop.admin_token, f"{base}/lifecycle", **dates).json()
+    assert [(p["new"], p["returning"], p["resurrecting"], p["dormant"]) for p in life] == [
+        (1, 0, 0, 0),
+        (1, 1, 0, 0),
+        (1, 0, 0, -2),
+    ]
+    sticky = get(client, shop.admin_token, f"{base}/stickiness", **dates).json()
+    assert sticky == [
+        {"periods": 1, "users": 2},
+        {"periods": 2, "users": 1},
+        {"periods": 3, "users": 0},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("funnels", {}, "Input should be 'active'"),
+        ("retention", {"from": "2026-11-18", "to": "2026-11-16"}, "is after"),
+        ("retention", {"intervals": 0}, "greater than or equal to 1"),
+        ("retention", {"period": "year"}, "day"),
+        ("active", {"event": "never_sent"}, "unknown event"),
+        ("active", {"colour": "red"}, "Extra inputs"),
+        ("stickiness", {"min_events": -1}, "greater than or equal to 1"),
+    ],
+)
+def test_invalid_options_get_422_with_a_reason(
+    client: TestClient, shop: AppCredentials, kind: str, params: dict[str, object], message: str
+) -> None:
+    r = get(client, shop.admin_token, f"/admin/v1/apps/shop/metrics/{kind}", **params)
+    assert r.status_code == 422, r.text
+    assert message in r.text
+
+
+def test_metrics_need_the_apps_admin_token(
+    client: TestClient, shop: AppCredentials, settings: Settings
+) -> None:
+    other = create_tenant(open_state(settings.state_store_url), "other", "UTC")
+    assert client.get("/admin/v1/apps/shop/metrics/active").status_code == 401
+    r = get(client, other.admin_token, "/admin/v1/apps/shop/metrics/active")
+    assert r.status_code == 403
+    r = get(client, shop.write_key, "/admin/v1/apps/shop/metrics/active")
+    assert r.status_code == 403
+
+
+def test_cli_metrics_json_and_exit_status(tmp_path: Path) -> None:
+    env = liucun_env(tmp_path)
+    new_app(env)
+    loaded = cli(env, "import", write_jsonl(tmp_path / "v.jsonl", visits()), "--app", "shop")
+    assert loaded.returncode == 0, loaded.stderr
+    out = cli_json(env, "metrics", "retention", "--app", "shop", "--from", "2026-11-16", "--json")
+    # `--to` defaults to the latest day with data, the 18th
+    assert [c["counts"] for c in out] == [[1, 1, 0], [1, 0], [1]]
+    table = cli(env, "metrics", "mau-report", "--app", "shop")
+    assert table.returncode == 0 and "MAU" in table.stdout
+    bad = cli(env, "metrics", "retention", "--app", "shop", "--type", "sometimes")
+    assert bad.returncode == 2 and "type" in bad.stderr
+    unknown = cli(env, "metrics", "nothing", "--app", "shop")
+    assert unknown.returncode == 2 and "unknown metric" in unknown.stderr

@@ -107,6 +107,12 @@ def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredential
         ("active", {"event": "never_sent"}, "unknown event"),
         ("active", {"colour": "red"}, "Extra inputs"),
         ("stickiness", {"min_events": -1}, "greater than or equal to 1"),
+        ("funnel", {}, "needs --steps"),
+        ("funnel", {"steps": "app_open"}, "2 to 10 event names"),
+        ("funnel", {"steps": "app_open,page_view", "window": "0d"}, "longer than 0"),
+        ("funnel", {"steps": "app_open,page_view", "window": "soon"}, "pattern"),
+        ("funnel", {"steps": "app_open,nope"}, "unknown event"),
+        ("funnel", {"steps": "app_open,page_view", "breakdown": "x;drop"}, "pattern"),
     ],
 )
 def test_invalid_options_get_422_with_a_reason(
@@ -142,3 +148,41 @@ def test_cli_metrics_json_and_exit_status(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "type" in bad.stderr
     unknown = cli(env, "metrics", "nothing", "--app", "shop")
     assert unknown.returncode == 2 and "unknown metric" in unknown.stderr
+
+
+def test_funnel_by_hand(client: TestClient, shop: AppCredentials) -> None:
+    day = "2026-11-20T01:"  # 09:xx local
+    paid = {"amount": 9.9, "properties": {"order_id": "o-1"}}
+    batch = [
+        event("app_open", anonymous_id="device-1", ts=day + "00:00Z"),
+        event("page_view", anonymous_id="device-1", ts=day + "01:00Z"),
+        event("order_paid", anonymous_id="device-1", ts=day + "05:00Z", **paid),
+        event("app_open", anonymous_id="device-2", ts=day + "00:00Z"),
+        event("page_view", anonymous_id="device-2", ts=day + "02:00Z"),
+        event("app_open", anonymous_id="device-3", ts=day + "00:00Z"),
+    ]
+    r = client.post(
+        "/v1/batch",
+        content=orjson.dumps({"batch": batch}),
+        headers={"Authorization": f"Bearer {shop.write_key}"},
+    )
+    assert r.status_code == 200, r.text
+    steps = get(
+        client,
+        shop.admin_token,
+        "/admin/v1/apps/shop/metrics/funnel",
+        **{"from": "2026-11-20", "to": "2026-11-20", "steps": "app_open,page_view,order_paid"},
+        window="1h",
+    ).json()
+    assert [(s["persons"], s["drop_off"]) for s in steps] == [(3, 0), (2, 1), (1, 1)]
+    assert [round(s["step_conversion"], 4) for s in steps] == [1.0, 0.6667, 0.5]
+    assert [s["median_seconds"] for s in steps] == [None, 90.0, 240.0]
+    assert steps[1]["mean_seconds"] == 90.0
+    too_short = get(
+        client,
+        shop.admin_token,
+        "/admin/v1/apps/shop/metrics/funnel",
+        **{"from": "2026-11-20", "to": "2026-11-20", "steps": "app_open,order_paid"},
+        window="4m",
+    ).json()
+    assert [s["persons"] for s in too_short] == [3, 0]

@@ -180,6 +180,12 @@ def metrics_command(
     start_event: Annotated[str | None, Opt(help="Retention start event.")] = None,
     return_event: Annotated[str | None, Opt(help="Retention return event.")] = None,
     min_events: Annotated[int | None, Opt(help="Stickiness: events that make a period.")] = None,
+    steps: Annotated[str | None, Opt(help="Funnel steps: event names, comma-separated.")] = None,
+    window: Annotated[str | None, Opt(help="Funnel window: 30m, 2h, 1d (default 14d).")] = None,
+    order: Annotated[str | None, Opt(help="Funnel order: ordered, strict or any.")] = None,
+    breakdown: Annotated[
+        str | None, Opt(help="Funnel breakdown: platform, properties.KEY.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Engagement metrics of an app over a range of its local dates (docs/metrics.md)."""
@@ -201,6 +207,10 @@ def metrics_command(
         "start_event": start_event,
         "return_event": return_event,
         "min_events": min_events,
+        "steps": steps,
+        "window": window,
+        "order": order,
+        "breakdown": breakdown,
     }
     try:
         data = metric(s, found, kind, parse_params(options))

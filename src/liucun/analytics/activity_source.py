@@ -98,8 +98,10 @@ def latest_day(store: EventStore, app_id: str) -> date | None:
 def resolve_scope(store: EventStore, app: App, params: MetricParams, today: date) -> Scope:
     """The app and date range a metric covers: `to` defaults to the latest day with data
     (else `today`), `from` to 30 days before `to`."""
-    for event in {params.event, params.start_event, params.return_event} - {None}:
-        assert event is not None
+    named = {params.event, params.start_event, params.return_event} - {None}
+    if params.steps is not None:
+        named |= set(params.step_list)
+    for event in sorted(e for e in named if e is not None):
         check_event(store, app.app_id, event)
     last = params.date_to or latest_day(store, app.app_id) or today
     first = params.date_from or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)

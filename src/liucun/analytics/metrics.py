@@ -12,6 +12,7 @@ from pydantic_core import to_jsonable_python
 
 from liucun.analytics.activity import activity
 from liucun.analytics.activity_source import Scope, resolve_scope
+from liucun.analytics.funnel import FunnelQuery, funnel
 from liucun.analytics.lifecycle import lifecycle
 from liucun.analytics.mau_report import mau_report
 from liucun.analytics.params import AnalyticsError, MetricKind, MetricParams
@@ -53,12 +54,23 @@ def _stickiness(store: EventStore, scope: Scope, p: MetricParams) -> Any:
     return [{"periods": k + 1, "users": n} for k, n in enumerate(s.persons)]
 
 
+def _funnel(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    if p.steps is None:
+        raise AnalyticsError("a funnel needs --steps: 2 or more event names, comma-separated")
+    q = FunnelQuery(p.step_list, p.window_seconds, p.order, p.breakdown)
+    groups = funnel(store, scope, q)
+    if p.breakdown is None:
+        return groups[0].steps
+    return groups
+
+
 METRICS: dict[MetricKind, Metric] = {
     MetricKind.active: _active,
     MetricKind.mau_report: _mau_report,
     MetricKind.retention: _retention,
     MetricKind.lifecycle: _lifecycle,
     MetricKind.stickiness: _stickiness,
+    MetricKind.funnel: _funnel,
 }
 
 

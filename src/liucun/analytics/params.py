@@ -31,6 +31,18 @@ class MetricKind(StrEnum):
     retention = "retention"
     lifecycle = "lifecycle"
     stickiness = "stickiness"
+    funnel = "funnel"
+
+
+class FunnelOrder(StrEnum):
+    ordered = "ordered"  # each step after the previous, other events between allowed
+    strict = "strict"  # each step the person's very next event after the previous step
+    any = "any"  # every step within the window, in any order
+
+
+MAX_FUNNEL_STEPS = 10
+WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW_SECONDS = 366 * 86400
 
 
 class Period(StrEnum):
@@ -74,11 +86,42 @@ class MetricParams(BaseModel):
     start_event: EventName | None = Field(None, description="Retention start (default: event).")
     return_event: EventName | None = Field(None, description="Retention return (default: event).")
     min_events: int = Field(1, ge=1, le=1_000_000, description="Events that make a period count.")
+    steps: str | None = Field(
+        None, max_length=2000, description="Funnel steps: event names, comma-separated."
+    )
+    window: str = Field(
+        "14d", pattern=r"^-?[0-9]{1,9}[smhd]$", description="Funnel conversion window: 30m, 1d."
+    )
+    order: FunnelOrder = FunnelOrder.ordered
+    breakdown: str | None = Field(
+        None,
+        pattern=r"^(platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64})$",
+        description="Funnel breakdown: platform, scene, page, referrer_page or properties.KEY.",
+    )
+
+    @property
+    def step_list(self) -> list[str]:
+        return [s.strip() for s in (self.steps or "").split(",")]
+
+    @property
+    def window_seconds(self) -> int:
+        return int(self.window[:-1]) * WINDOW_UNITS[self.window[-1]]
 
     @model_validator(mode="after")
-    def _range_in_order(self) -> Self:
+    def _consistent(self) -> Self:
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError(f"`from` {self.date_from} is after `to` {self.date_to}")
+        if self.window_seconds <= 0:
+            raise ValueError(f"window {self.window} must be longer than 0")
+        if self.window_seconds > MAX_WINDOW_SECONDS:
+            raise ValueError(f"window {self.window} is longer than 366 days")
+        if self.steps is not None:
+            steps = self.step_list
+            if len(steps) < 2 or len(steps) > MAX_FUNNEL_STEPS or not all(steps):
+                raise ValueError(
+                    f"steps: give 2 to {MAX_FUNNEL_STEPS} event names, comma-separated, "
+                    f"got {self.steps!r}"
+                )
         return self
 
 

@@ -41,12 +41,14 @@ def _cohorts_sql(store: EventStore, scope: Scope, q: RetentionQuery) -> str:
     sunday = scope.week_starts_sunday
     starts = active_days_sql(store, scope.timezone, q.start_event, "start_event")
     if q.type == RetentionType.first_time:
-        # the period of each person's first start event ever, not only within the range
+        # the period of each person's first start event ever, not only within the range; a
+        # first event after the range's last day is not known yet, as in recurring retention
         first = d.period_start("min(day)", q.period, sunday)
         return f"""
         SELECT person_id, cohort FROM (
             SELECT person_id, {first} AS cohort FROM ({starts}) s GROUP BY person_id
-        ) f WHERE cohort BETWEEN {d.param("cohort_first")} AND {d.param("last")}
+            HAVING min(day) <= {d.param("last")}
+        ) f WHERE cohort >= {d.param("cohort_first")}
         """
     return f"""
     SELECT DISTINCT person_id, {d.period_start("day", q.period, sunday)} AS cohort

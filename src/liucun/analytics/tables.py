@@ -86,12 +86,44 @@ def _stickiness(buckets: list[dict[str, Any]]) -> list[Table]:
     return [Table("stickiness 粘性", ["periods active 活跃周期数", "users 用户"], rows)]
 
 
+def _funnel_steps(title: str, steps: list[dict[str, Any]]) -> Table:
+    headers = [
+        "step 步骤",
+        "event 事件",
+        "users 用户",
+        "overall 总转化",
+        "from previous 步转化",
+        "drop-off 流失",
+        "median s 中位秒",
+    ]
+    rows = [
+        [
+            s["step"],
+            s["event"],
+            s["persons"],
+            f"{s['conversion']:.1%}",
+            f"{s['step_conversion']:.1%}",
+            s["drop_off"],
+            _number(s["median_seconds"], 1),
+        ]
+        for s in steps
+    ]
+    return Table(title, headers, rows)
+
+
+def _funnel(data: list[dict[str, Any]]) -> list[Table]:
+    if data and "steps" in data[0]:  # broken down: one table per value
+        return [_funnel_steps(f"funnel 漏斗 · {g['value']}", g["steps"]) for g in data]
+    return [_funnel_steps("funnel 漏斗", data)]
+
+
 TABLES: dict[str, Callable[[Any], list[Table]]] = {
     "active": _active,
     "mau-report": _mau_report,
     "retention": _retention,
     "lifecycle": _lifecycle,
     "stickiness": _stickiness,
+    "funnel": _funnel,
 }
 
 

@@ -64,6 +64,10 @@ class DuckDBEventStore:
         # Results and casts of TIMESTAMPTZ use the session zone; ours is always UTC.
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        # DuckDB 2.0.0's common-subplan optimizer returns no rows for a join of two aggregates
+        # over one subquery (the person-days of lifecycle and first-time retention); the
+        # reference tests in tests/test_analytics_reference.py catch it if it comes back.
+        self._con.execute("SET disabled_optimizers = 'common_subplan'")
         self._write_lock = threading.Lock()
         if not read_only:
             self._create_tables()

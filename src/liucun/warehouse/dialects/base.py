@@ -13,6 +13,9 @@ from liucun.warehouse.schema import Column
 
 class Dialect(ABC):
     name: str
+    # the keyword that makes a CTE computed once however often it is read ("" where the
+    # engine has none)
+    materialized: str = ""
 
     @abstractmethod
     def column_type(self, column: Column) -> str:
@@ -25,6 +28,10 @@ class Dialect(ABC):
     @abstractmethod
     def first_by(self, value: str, order: str) -> str:
         """The aggregate: `value` of the row with the smallest `order`."""
+
+    @abstractmethod
+    def first_by_with_nulls(self, value: str, order: str) -> str:
+        """Like `first_by`, but a null `value` on the first row is the answer, not skipped."""
 
     @abstractmethod
     def param(self, name: str) -> str:
@@ -41,6 +48,18 @@ class Dialect(ABC):
     @abstractmethod
     def add_days(self, day: str, days: str) -> str:
         """DATE expression `day` moved by the integer expression `days`."""
+
+    @abstractmethod
+    def epoch_us(self, ts: str) -> str:
+        """Microseconds since 1970-01-01 UTC of timestamp `ts`, as a 64-bit integer."""
+
+    @abstractmethod
+    def median(self, value: str) -> str:
+        """The exact median of `value` over a group, nulls ignored."""
+
+    @abstractmethod
+    def json_text(self, column: str, key: str) -> str:
+        """The value at top-level `key` of JSON text `column`, as text (null when absent)."""
 
     def quote(self, text: str) -> str:
         """A string literal (for time-zone names and the like, never for user input)."""

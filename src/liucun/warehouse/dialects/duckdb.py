@@ -18,6 +18,7 @@ _TYPES = {
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
+    materialized = "MATERIALIZED"
 
     def column_type(self, column: Column) -> str:
         return _TYPES[column.logical] + ("" if column.nullable else " NOT NULL")
@@ -28,6 +29,9 @@ class DuckDBDialect(Dialect):
 
     def first_by(self, value: str, order: str) -> str:
         return f"arg_min({value}, {order})"
+
+    def first_by_with_nulls(self, value: str, order: str) -> str:
+        return f"arg_min_null({value}, {order})"
 
     def param(self, name: str) -> str:
         return f"${name}"
@@ -49,3 +53,13 @@ class DuckDBDialect(Dialect):
 
     def add_days(self, day: str, days: str) -> str:
         return f"CAST({day} AS DATE) + CAST({days} AS INTEGER)"
+
+    def epoch_us(self, ts: str) -> str:
+        return f"epoch_us({ts})"
+
+    def median(self, value: str) -> str:
+        return f"quantile_cont({value}, 0.5)"
+
+    def json_text(self, column: str, key: str) -> str:
+        path = self.quote(f'$."{key}"')
+        return f"json_extract_string({column}, {path})"

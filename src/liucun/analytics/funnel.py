@@ -1,0 +1,243 @@
+"""Funnels: how many persons went through a sequence of events within a conversion window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from liucun.analytics.activity_source import Scope
+from liucun.analytics.params import FunnelOrder
+from liucun.warehouse.dialects import Dialect
+from liucun.warehouse.queries import persons_sql
+from liucun.warehouse.store import EventStore
+
+# Columns a funnel may be broken down by; `properties.KEY` reads the event's JSON properties.
+BREAKDOWN_COLUMNS = ("platform", "scene", "page", "referrer_page")
+
+
+@dataclass(frozen=True)
+class FunnelQuery:
+    steps: list[str]
+    window_seconds: int
+    order: FunnelOrder = FunnelOrder.ordered
+    breakdown: str | None = None
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step: persons who reached it, conversion from the first step and from the previous
+    one, and the mean and median seconds from the previous step (over the persons who
+    reached this step; null for the first step, and for steps in any order)."""
+
+    step: int
+    event: str
+    persons: int
+    conversion: float
+    step_conversion: float
+    drop_off: int
+    mean_seconds: float | None
+    median_seconds: float | None
+
+
+@dataclass(frozen=True)
+class FunnelBreakdown:
+    value: str | None
+    steps: list[FunnelStep]
+
+
+def utc_bounds(scope: Scope) -> tuple[datetime, datetime]:
+    """The UTC instants where the scope's first local day starts and the day after its last
+    starts (DST-aware)."""
+    zone = ZoneInfo(scope.timezone)
+
+    def start(day: Any) -> datetime:
+        return datetime.combine(day, time(), zone).astimezone(UTC)
+
+    return start(scope.first_day), start(scope.last_day + timedelta(days=1))
+
+
+def _breakdown_expr(store: EventStore, breakdown: str | None) -> str:
+    if breakdown is None:
+        return "CASE WHEN 1 = 0 THEN e.event END"  # a null of the text type, in any dialect
+    if breakdown in BREAKDOWN_COLUMNS:
+        return f"e.{breakdown}"
+    return store.dialect.json_text("e.properties", breakdown.removeprefix("properties."))
+
+
+def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> str:
+    """The persons' events in the range, times in µs since the epoch: the steps' events, or
+    every event numbered in time order per person (strict order)."""
+    d = store.dialect
+    names = ", ".join(d.param(f"step{i}") for i in range(len(q.steps)))
+    only_steps = "" if every_event else f"AND e.event IN ({names})"
+    # strict order needs each event's place in the person's sequence; the others do not
+    rn = (
+        "row_number() OVER (PARTITION BY coalesce(p.user_id, e.distinct_id) "
+        "ORDER BY e.ts, e.event_id)"
+        if every_event
+        else "0"
+    )
+    return f"""
+    SELECT coalesce(p.user_id, e.distinct_id) AS person_id, {d.epoch_us("e.ts")} AS us,
+           e.event, {_breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn
+    FROM events e
+    LEFT JOIN ({persons_sql(d, d.param("app"))}) p ON p.anonymous_id = e.distinct_id
+    WHERE e.app_id = {d.param("app")} {only_steps}
+      AND e.ts >= {d.param("ts_first")} AND e.ts < {d.param("ts_end")}
+    """
+
+
+def _next_time(d: Dialect, step: int, strictly_after: bool) -> str:
+    """For each event row, the time of the person's next event of step `step` at or after it
+    (strictly after: a step that repeats an earlier step's event must be another event)."""
+    # a running minimum from the person's last event backwards
+    end = "1 PRECEDING" if strictly_after else "CURRENT ROW"
+    return (
+        f"min(CASE WHEN event = {d.param(f'step{step}')} THEN us END) OVER ("
+        f"PARTITION BY person_id ORDER BY us DESC RANGE BETWEEN UNBOUNDED PRECEDING AND {end})"
+    )
+
+
+def _ordered_sql(store: EventStore, q: FunnelQuery) -> str:
+    """Attempts from each first-step event; each later step is the earliest event of that step
+    at or after the previous step, within the window of the first step.
+
+    Every event row carries the time of the next event of each step at or after it (window
+    functions over one sort); an attempt follows the chain by joining on (person, time).
+    """
+    d = store.dialect
+    n = len(q.steps)
+    nexts = ", ".join(f"{_next_time(d, k, q.steps[k] in q.steps[:k])} AS n{k}" for k in range(1, n))
+    ctes = [
+        f"w AS {d.materialized} (SELECT person_id, us, event, bd, {nexts} FROM e)",
+        f"f1 AS (SELECT person_id, bd, us AS t0, "
+        f"CASE WHEN n1 <= us + {q.window_seconds * 1_000_000} THEN n1 END AS t1 "
+        f"FROM w WHERE event = {d.param('step0')})",
+    ]
+    for k in range(2, n):
+        kept = ", ".join(f"f.t{j}" for j in range(k))
+        ctes.append(
+            f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
+            f"CASE WHEN x.n{k} <= f.t0 + {q.window_seconds * 1_000_000} THEN x.n{k} END AS t{k} "
+            f"FROM f{k - 1} f LEFT JOIN (SELECT DISTINCT person_id, us, n{k} FROM w "
+            f"WHERE event = {d.param(f'step{k - 1}')}) x "
+            f"ON x.person_id = f.person_id AND x.us = f.t{k - 1})"
+        )
+    return ",\n".join(ctes)
+
+
+def _strict_sql(store: EventStore, q: FunnelQuery) -> str:
+    """Attempts from each first-step event; each later step must be the person's very next
+    event (of any kind), within the window of the first step."""
+    d = store.dialect
+    ctes = [
+        f"f0 AS (SELECT person_id, bd, us AS t0, rn AS rn0 FROM e WHERE event = {d.param('step0')})"
+    ]
+    for k in range(1, len(q.steps)):
+        kept = ", ".join(f"f.t{j}, f.rn{j}" for j in range(k))
+        within = f"x.us <= f.t0 + {q.window_seconds * 1_000_000}"
+        ctes.append(
+            f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
+            f"CASE WHEN {within} THEN x.us END AS t{k}, CASE WHEN {within} THEN x.rn END AS rn{k} "
+            f"FROM f{k - 1} f LEFT JOIN e x ON x.person_id = f.person_id "
+            f"AND x.rn = f.rn{k - 1} + 1 AND x.event = {d.param(f'step{k}')})"
+        )
+    return ",\n".join(ctes)
+
+
+def _attempts_sql(q: FunnelQuery) -> str:
+    """One row per attempt: its step times (µs) and its reach, the steps it got past the first."""
+    n = len(q.steps)
+    reach = " + ".join(f"CASE WHEN t{k} IS NOT NULL THEN 1 ELSE 0 END" for k in range(1, n))
+    times = ", ".join(f"t{k}" for k in range(n))
+    return f"attempts AS (SELECT person_id, bd, {times}, {reach} AS reach FROM f{n - 1})"
+
+
+def _any_order_sql(store: EventStore, q: FunnelQuery) -> str:
+    """Attempts from every step event: the steps done within the window starting there; its
+    reach is that count less one (the last step reached is the count). No step times."""
+    d = store.dialect
+    n = len(q.steps)
+    limit = q.window_seconds * 1_000_000
+    found = " + ".join(
+        f"CASE WHEN {_next_time(d, k, False)} <= us + {limit} THEN 1 ELSE 0 END" for k in range(n)
+    )
+    nulls = ", ".join(f"CASE WHEN 1 = 0 THEN us END AS t{k}" for k in range(n))
+    return (
+        f"attempts AS (SELECT person_id, bd, us AS t0_anchor, {nulls}, {found} - 1 AS reach FROM e)"
+    )
+
+
+def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakdown]:
+    """Per breakdown value (one group without a breakdown), each step's persons and times.
+
+    A person's attempt starts at a first-step event inside the range; every step must happen
+    within `window_seconds` of it (inclusive) and inside the range. The person counts for
+    the furthest step any attempt reached; times come from the latest attempt that reached
+    it. A person is broken down by the value on their first first-step event in the range.
+    """
+    d = store.dialect
+    n = len(q.steps)
+    if q.order == FunnelOrder.any:
+        body = _any_order_sql(store, q)
+    else:
+        chain = _strict_sql(store, q) if q.order == FunnelOrder.strict else _ordered_sql(store, q)
+        body = f"{chain},\n{_attempts_sql(q)}"
+    order_start = "t0_anchor" if q.order == FunnelOrder.any else "t0"
+    ranked = f"""
+    best AS (
+        SELECT * FROM (
+            SELECT attempts.*, row_number() OVER (
+                PARTITION BY person_id ORDER BY reach DESC, {order_start} DESC
+            ) AS pick,
+            {d.first_by_with_nulls("bd", order_start)} OVER (PARTITION BY person_id) AS first_bd
+            FROM attempts
+        ) r WHERE pick = 1
+    )"""
+    columns = ["count(*) AS p0"]
+    for k in range(1, n):
+        secs = f"(t{k} - t{k - 1}) / 1000000.0"
+        reached = f"reach >= {k}"
+        columns += [
+            f"sum(CASE WHEN {reached} THEN 1 ELSE 0 END) AS p{k}",
+            f"avg(CASE WHEN {reached} THEN {secs} END) AS mean{k}",
+            f"{d.median(f'CASE WHEN {reached} THEN {secs} END')} AS median{k}",
+        ]
+    sql = f"""
+    WITH e AS ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
+    {body},
+    {ranked}
+    SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd ORDER BY p0 DESC
+    """
+    ts_first, ts_end = utc_bounds(scope)
+    params = scope.sql_params(
+        ts_first=ts_first, ts_end=ts_end, **{f"step{i}": s for i, s in enumerate(q.steps)}
+    )
+    rows = store.query(sql, params).to_pylist()
+    if not rows:
+        rows = [{"bd": None, "p0": 0}]
+    return [FunnelBreakdown(r["bd"], _steps(q, r)) for r in rows]
+
+
+def _steps(q: FunnelQuery, row: dict[str, Any]) -> list[FunnelStep]:
+    first = int(row["p0"])
+    out = []
+    for k, event in enumerate(q.steps):
+        persons = int(row.get(f"p{k}") or 0)
+        before = int(row.get(f"p{k - 1}") or 0) if k else persons
+        mean, median = row.get(f"mean{k}"), row.get(f"median{k}")
+        out.append(
+            FunnelStep(
+                step=k + 1,
+                event=event,
+                persons=persons,
+                conversion=persons / first if first else 0.0,
+                step_conversion=persons / before if before else 0.0,
+                drop_off=before - persons,
+                mean_seconds=float(mean) if mean is not None else None,
+                median_seconds=float(median) if median is not None else None,
+            )
+        )
+    return out

@@ -113,6 +113,9 @@ def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredential
         ("funnel", {"steps": "app_open,page_view", "window": "soon"}, "pattern"),
         ("funnel", {"steps": "app_open,nope"}, "unknown event"),
         ("funnel", {"steps": "app_open,page_view", "breakdown": "x;drop"}, "pattern"),
+        ("heatmap", {}, "needs --page"),
+        ("heatmap", {"page": "pages/home", "grid": "0x10"}, "columns and rows from 1"),
+        ("exits", {"limit": 0}, "greater than or equal to 1"),
     ],
 )
 def test_invalid_options_get_422_with_a_reason(
@@ -186,3 +189,40 @@ def test_funnel_by_hand(client: TestClient, shop: AppCredentials) -> None:
         window="4m",
     ).json()
     assert [s["persons"] for s in too_short] == [3, 0]
+
+
+def test_exits_paths_and_heatmap_by_hand(client: TestClient, shop: AppCredentials) -> None:
+    at = "2026-11-21T02:"  # 10:xx local
+    screen = {"screen_width": 400, "screen_height": 800}
+    batch = [
+        event("page_view", session_id="s1", page="home", ts=at + "00:00Z"),
+        event("page_view", session_id="s1", page="home", ts=at + "00:10Z"),  # a refresh
+        event("page_view", session_id="s1", page="list", ts=at + "00:20Z"),
+        event("page_view", session_id="s2", page="home", ts=at + "05:00Z"),
+        event("tap", page="home", x=399.0, y=0.0, properties=screen, ts=at + "00:05Z"),
+        event("tap", page="home", x=400.0, y=799.0, properties=screen, ts=at + "00:06Z"),
+        event("tap", page="home", x=10.0, y=10.0, ts=at + "00:07Z"),  # no screen size
+    ]
+    r = client.post(
+        "/v1/batch",
+        content=orjson.dumps({"batch": batch}),
+        headers={"Authorization": f"Bearer {shop.write_key}"},
+    )
+    assert r.status_code == 200, r.text
+    base = "/admin/v1/apps/shop/metrics"
+    day = {"from": "2026-11-21", "to": "2026-11-21"}
+    exits = get(client, shop.admin_token, f"{base}/exits", **day).json()
+    assert [(e["page"], e["views"], e["sessions"], e["exits"]) for e in exits] == [
+        ("home", 3, 2, 1),
+        ("list", 1, 1, 1),
+    ]
+    links = get(client, shop.admin_token, f"{base}/paths", **day).json()
+    assert {(x["source"], x["target"]): x["sessions"] for x in links} == {
+        ("$entry", "home"): 2,
+        ("home", "list"): 1,
+        ("home", "$exit"): 1,
+        ("list", "$exit"): 1,
+    }
+    heat = get(client, shop.admin_token, f"{base}/heatmap", **day, page="home", grid="2x2").json()
+    assert heat["cells"] == [[0, 1], [0, 1]]
+    assert (heat["taps"], heat["skipped"]) == (3, 1)

@@ -186,6 +186,9 @@ def metrics_command(
     breakdown: Annotated[
         str | None, Opt(help="Funnel breakdown: platform, properties.KEY.")
     ] = None,
+    page: Annotated[str | None, Opt(help="Paths: this page's links; heatmap: its taps.")] = None,
+    limit: Annotated[int | None, Opt(help="Most rows: pages, links, features.")] = None,
+    grid: Annotated[str | None, Opt(help="Heatmap grid, columns x rows (10x20).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Engagement metrics of an app over a range of its local dates (docs/metrics.md)."""
@@ -211,6 +214,9 @@ def metrics_command(
         "window": window,
         "order": order,
         "breakdown": breakdown,
+        "page": page,
+        "limit": limit,
+        "grid": grid,
     }
     try:
         data = metric(s, found, kind, parse_params(options))

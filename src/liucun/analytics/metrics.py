@@ -12,10 +12,14 @@ from pydantic_core import to_jsonable_python
 
 from liucun.analytics.activity import activity
 from liucun.analytics.activity_source import Scope, resolve_scope
+from liucun.analytics.features import features
 from liucun.analytics.funnel import FunnelQuery, funnel
 from liucun.analytics.lifecycle import lifecycle
 from liucun.analytics.mau_report import mau_report
+from liucun.analytics.pages import dwell, heatmap
 from liucun.analytics.params import AnalyticsError, MetricKind, MetricParams
+from liucun.analytics.paths import exits, paths
+from liucun.analytics.performance import performance
 from liucun.analytics.retention import RetentionQuery, retention
 from liucun.analytics.stickiness import stickiness
 from liucun.state.apps import App
@@ -64,6 +68,33 @@ def _funnel(store: EventStore, scope: Scope, p: MetricParams) -> Any:
     return groups
 
 
+def _exits(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return exits(store, scope, p.limit)
+
+
+def _paths(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return paths(store, scope, p.page, p.limit)
+
+
+def _features(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return features(store, scope, p.event, p.period, min(p.limit, 50))
+
+
+def _dwell(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return dwell(store, scope, p.limit)
+
+
+def _heatmap(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    if p.page is None:
+        raise AnalyticsError("a heatmap needs --page: the page whose taps to draw")
+    columns, rows = p.grid_size
+    return heatmap(store, scope, p.page, columns, rows)
+
+
+def _performance(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return performance(store, scope, p.limit)
+
+
 METRICS: dict[MetricKind, Metric] = {
     MetricKind.active: _active,
     MetricKind.mau_report: _mau_report,
@@ -71,6 +102,12 @@ METRICS: dict[MetricKind, Metric] = {
     MetricKind.lifecycle: _lifecycle,
     MetricKind.stickiness: _stickiness,
     MetricKind.funnel: _funnel,
+    MetricKind.exits: _exits,
+    MetricKind.paths: _paths,
+    MetricKind.features: _features,
+    MetricKind.dwell: _dwell,
+    MetricKind.heatmap: _heatmap,
+    MetricKind.performance: _performance,
 }
 
 

@@ -32,6 +32,12 @@ class MetricKind(StrEnum):
     lifecycle = "lifecycle"
     stickiness = "stickiness"
     funnel = "funnel"
+    exits = "exits"
+    paths = "paths"
+    features = "features"
+    dwell = "dwell"
+    heatmap = "heatmap"
+    performance = "performance"
 
 
 class FunnelOrder(StrEnum):
@@ -41,6 +47,7 @@ class FunnelOrder(StrEnum):
 
 
 MAX_FUNNEL_STEPS = 10
+MAX_GRID = 200
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW_SECONDS = 366 * 86400
 
@@ -99,6 +106,19 @@ class MetricParams(BaseModel):
         description="Funnel breakdown: platform, scene, page, referrer_page or properties.KEY.",
     )
 
+    page: str | None = Field(
+        None, min_length=1, max_length=512, description="Paths: links of this page; heatmap."
+    )
+    limit: int = Field(100, ge=1, le=10_000, description="Most rows (pages, links, features).")
+    grid: str = Field(
+        "10x20", pattern=r"^[0-9]{1,3}x[0-9]{1,3}$", description="Heatmap columns x rows."
+    )
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        columns, rows = self.grid.split("x")
+        return int(columns), int(rows)
+
     @property
     def step_list(self) -> list[str]:
         return [s.strip() for s in (self.steps or "").split(",")]
@@ -115,6 +135,8 @@ class MetricParams(BaseModel):
             raise ValueError(f"window {self.window} must be longer than 0")
         if self.window_seconds > MAX_WINDOW_SECONDS:
             raise ValueError(f"window {self.window} is longer than 366 days")
+        if not all(1 <= n <= MAX_GRID for n in self.grid_size):
+            raise ValueError(f"grid {self.grid}: columns and rows from 1 to {MAX_GRID}")
         if self.steps is not None:
             steps = self.step_list
             if len(steps) < 2 or len(steps) > MAX_FUNNEL_STEPS or not all(steps):

@@ -117,6 +117,116 @@ def _funnel(data: list[dict[str, Any]]) -> list[Table]:
     return [_funnel_steps("funnel 漏斗", data)]
 
 
+def _exits(pages: list[dict[str, Any]]) -> list[Table]:
+    rows = [
+        [p["page"], p["views"], p["sessions"], p["exits"], f"{p['exit_rate']:.1%}"] for p in pages
+    ]
+    return [
+        Table(
+            "exit pages 退出页",
+            ["页面 page", "浏览 views", "会话 sessions", "退出 exits", "退出率 exit rate"],
+            rows,
+        )
+    ]
+
+
+def _paths(links: list[dict[str, Any]]) -> list[Table]:
+    rows = [[link["source"], link["target"], link["sessions"]] for link in links]
+    return [Table("paths 路径", ["从 from", "到 to", "会话 sessions"], rows)]
+
+
+def _features(uses: list[dict[str, Any]]) -> list[Table]:
+    rows = [
+        [
+            u["period"],
+            u["kind"],
+            u["feature"],
+            u["uses"],
+            u["users"],
+            _number(u["uses_per_active_user"]),
+        ]
+        for u in uses
+    ]
+    return [
+        Table(
+            "feature use 功能使用",
+            [
+                "周期 period",
+                "类型 kind",
+                "功能 feature",
+                "次数 uses",
+                "用户 users",
+                "人均 per active",
+            ],
+            rows,
+        )
+    ]
+
+
+def _dwell(pages: list[dict[str, Any]]) -> list[Table]:
+    rows = [
+        [
+            p["page"],
+            p["leaves"],
+            _number(p["mean_seconds"], 1),
+            _number(p["median_seconds"], 1),
+            _number(p["p90_seconds"], 1),
+        ]
+        for p in pages
+    ]
+    return [
+        Table(
+            "dwell 停留时长 (s)",
+            ["页面 page", "次数 leaves", "平均 mean", "中位 median", "P90"],
+            rows,
+        )
+    ]
+
+
+def _heatmap(h: dict[str, Any]) -> list[Table]:
+    rows = [[i, *row] for i, row in enumerate(h["cells"])]
+    title = f"taps 点击热力图 {h['page']} ({h['taps']:,} taps, {h['skipped']:,} without screen)"
+    return [Table(title, ["row", *[str(c) for c in range(h["columns"])]], rows)]
+
+
+def _performance(p: dict[str, Any]) -> list[Table]:
+    def stats(title: str, groups: list[dict[str, Any]]) -> Table:
+        rows = [
+            [
+                g["group"] or "–",
+                g["loads"],
+                _number(g["median_ms"], 0),
+                _number(g["p90_ms"], 0),
+                f"{g['within_target']:.1%}",
+            ]
+            for g in groups
+        ]
+        return Table(
+            title, ["group", "loads 次数", "median ms", "P90 ms", f"≤ {p['target_ms']} ms"], rows
+        )
+
+    back = [
+        [
+            f"{b['low_s']}–{b['high_s']} s" if b["high_s"] else f"≥ {b['low_s']} s",
+            b["visit_days"],
+            b["not_returned"],
+            f"{b['rate']:.1%}",
+            f"{b['ci_low']:.1%}–{b['ci_high']:.1%}",
+        ]
+        for b in p["load_and_return"]
+    ]
+    return [
+        stats("first-screen load 首屏加载", [p["overall"]]),
+        stats("by platform 按平台", p["by_platform"]),
+        stats("by page 按页面", p["by_page"]),
+        Table(
+            "load vs. no return in 7 days 加载时长与7日未回访",
+            ["load 加载", "visit-days", "not back 未回访", "rate 比例", "95% CI"],
+            back,
+        ),
+    ]
+
+
 TABLES: dict[str, Callable[[Any], list[Table]]] = {
     "active": _active,
     "mau-report": _mau_report,
@@ -124,6 +234,12 @@ TABLES: dict[str, Callable[[Any], list[Table]]] = {
     "lifecycle": _lifecycle,
     "stickiness": _stickiness,
     "funnel": _funnel,
+    "exits": _exits,
+    "paths": _paths,
+    "features": _features,
+    "dwell": _dwell,
+    "heatmap": _heatmap,
+    "performance": _performance,
 }
 
 

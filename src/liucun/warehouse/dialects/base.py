@@ -53,9 +53,17 @@ class Dialect(ABC):
     def epoch_us(self, ts: str) -> str:
         """Microseconds since 1970-01-01 UTC of timestamp `ts`, as a 64-bit integer."""
 
-    @abstractmethod
     def median(self, value: str) -> str:
         """The exact median of `value` over a group, nulls ignored."""
+        return self.quantile(value, 0.5)
+
+    @abstractmethod
+    def quantile(self, value: str, q: float) -> str:
+        """The exact (interpolated) `q` quantile of `value` over a group, nulls ignored."""
+
+    @abstractmethod
+    def try_double(self, text: str) -> str:
+        """Text expression `text` as a float, null when it is not a number."""
 
     @abstractmethod
     def json_text(self, column: str, key: str) -> str:

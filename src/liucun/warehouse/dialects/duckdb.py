@@ -57,8 +57,11 @@ class DuckDBDialect(Dialect):
     def epoch_us(self, ts: str) -> str:
         return f"epoch_us({ts})"
 
-    def median(self, value: str) -> str:
-        return f"quantile_cont({value}, 0.5)"
+    def quantile(self, value: str, q: float) -> str:
+        return f"quantile_cont({value}, {float(q)})"
+
+    def try_double(self, text: str) -> str:
+        return f"TRY_CAST({text} AS DOUBLE)"
 
     def json_text(self, column: str, key: str) -> str:
         path = self.quote(f'$."{key}"')

@@ -226,3 +226,52 @@ def test_exits_paths_and_heatmap_by_hand(client: TestClient, shop: AppCredential
     heat = get(client, shop.admin_token, f"{base}/heatmap", **day, page="home", grid="2x2").json()
     assert heat["cells"] == [[0, 1], [0, 1]]
     assert (heat["taps"], heat["skipped"]) == (3, 1)
+
+
+def test_imported_creation_times_decide_who_is_new(
+    client: TestClient, shop: AppCredentials
+) -> None:
+    base = "/admin/v1/apps/shop"
+    day = {"from": "2026-11-18", "to": "2026-11-18"}
+
+    def new_and_resurrecting() -> list[tuple[int, int]]:
+        periods = get(client, shop.admin_token, f"{base}/metrics/lifecycle", **day).json()
+        return [(p["new"], p["resurrecting"]) for p in periods]
+
+    # device-3 first appears on the 18th: new, without a creation time
+    assert new_and_resurrecting() == [(1, 0)]
+    users = {
+        "users": [
+            {"user_id": "device-3", "created_at": "2026-11-01T00:00:00+08:00"},
+            {"user_id": "device-3", "created_at": "2026-11-05T00:00:00Z"},  # later: ignored
+            {"user_id": "", "created_at": "2026-11-01T00:00:00Z"},
+            {"user_id": "u-9", "created_at": "1999-01-01T00:00:00Z"},
+            {"user_id": "u-9"},
+        ]
+    }
+    r = client.post(
+        f"{base}/users",
+        content=orjson.dumps(users),
+        headers={
+            "Authorization": f"Bearer {shop.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["accepted"] == 2
+    assert [x["index"] for x in answer["rejected"]] == [2, 3, 4]
+    # created on 1 November, first seen on the 18th: resurrecting, as PostHog counts it
+    assert new_and_resurrecting() == [(0, 1)]
+
+
+def test_cli_imports_users(tmp_path: Path) -> None:
+    env = liucun_env(tmp_path)
+    new_app(env)
+    path = tmp_path / "users.csv"
+    path.write_text("user_id,created_at\nu-1,2026-11-01T08:00:00Z\n,2026-11-01\nu-2,soon\n")
+    out = cli_json(env, "import", "--users", path, "--app", "shop", "--json")
+    assert out["rows"] == 3 and out["accepted"] == 1
+    assert [line for line, _ in out["rejected"]] == [3, 4]
+    both = cli(env, "import", path, "--users", path, "--app", "shop")
+    assert both.returncode == 2 and "one of the two" in both.stderr

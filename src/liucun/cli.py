@@ -128,20 +128,33 @@ def events_export(
 
 @app.command("import")
 def import_events(
-    file: Path,
     app_ref: AppOption,
+    file: Annotated[Path | None, typer.Argument(help="Events file.")] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="jsonl, csv, parquet or posthog (by suffix).")
     ] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option("--users", help="Instead: users' creation times (user_id, created_at)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Load events from FILE with the same validation and dedup as HTTP ingest."""
+    """Load events from FILE with the same validation and dedup as HTTP ingest, or users'
+    creation times with --users."""
     from liucun.local import import_events as run_import
 
-    if not file.is_file():
-        console.fail(f"{file} does not exist or is not a file")
+    if (file is None) == (users is None):
+        console.fail("give an events FILE or --users FILE (one of the two)", code=2)
+    source = file or users
+    assert source is not None
+    if not source.is_file():
+        console.fail(f"{source} does not exist or is not a file")
     s = settings()
     found = resolve_app(s, app_ref)
+    if users is not None:
+        import_users(s, found, users, as_json)
+        return
+    assert file is not None
     try:
         report = run_import(s, found, file, fmt)
     except ValueError as exc:
@@ -159,6 +172,27 @@ def import_events(
             "rejected rows 被拒绝的行 (first 20)",
             ["line", "reason"],
             report.rejected[:20],
+        )
+
+
+def import_users(s: Settings, found: App, path: Path, as_json: bool) -> None:
+    from liucun.local import import_users as run_import
+
+    try:
+        report = run_import(s, found, path)
+    except ValueError as exc:
+        console.fail(str(exc))
+    if as_json:
+        console.print_json(report)
+        return
+    console.print_table(
+        f"import users {path.name} 导入用户",
+        ["rows", "accepted", "rejected"],
+        [(report.rows, report.accepted, len(report.rejected))],
+    )
+    if report.rejected:
+        console.print_table(
+            "rejected rows 被拒绝的行 (first 20)", ["line", "reason"], report.rejected[:20]
         )
 
 

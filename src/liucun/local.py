@@ -19,6 +19,7 @@ from liucun.events.export import write_export
 from liucun.events.importers import detect_format
 from liucun.events.importing import ImportReport, Sender, import_file, store_sender
 from liucun.events.ingest import IngestResult
+from liucun.events.users import UsersReport, check_users, read_user_chunks
 from liucun.server_file import (
     ServerCard,
     ServerClient,
@@ -129,6 +130,31 @@ def import_events(s: Settings, app: App, path: Path, fmt: str | None) -> ImportR
     finally:
         if not isinstance(target, ServerClient):
             target.close()
+
+
+def import_users(s: Settings, app: App, path: Path) -> UsersReport:
+    """Record the users' creation times in `path` for `app` (here or through the server)."""
+    report = UsersReport(str(path))
+    target = open_store_or_server(s)
+    try:
+        for chunk in read_user_chunks(path):
+            lines = [line for line, _ in chunk]
+            rows = [row for _, row in chunk]
+            report.rows += len(rows)
+            if isinstance(target, ServerClient):
+                answer = target.post_json(f"/admin/v1/apps/{app.app_id}/users", {"users": rows})
+                accepted = int(answer["accepted"])
+                rejected = [(r["index"], r["reason"]) for r in answer["rejected"]]
+            else:
+                table, rejected = check_users(rows)
+                target.add_users(app.app_id, table)
+                accepted = table.num_rows
+            report.accepted += accepted
+            report.rejected += [(lines[i], why) for i, why in rejected]
+    finally:
+        if not isinstance(target, ServerClient):
+            target.close()
+    return report
 
 
 def run_server(s: Settings, host: str, port: int) -> None:

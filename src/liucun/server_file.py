@@ -92,6 +92,17 @@ class ServerClient:
         response.raise_for_status()
         return response.json()
 
+    def post_json(self, path: str, body: Any) -> Any:
+        response = self.http.post(
+            path,
+            content=orjson.dumps(body, default=str),
+            headers={"Content-Type": "application/json"},
+        )
+        if response.status_code == 422:
+            raise ServerRefusedError(_detail(response))
+        response.raise_for_status()
+        return response.json()
+
     def post_batch(self, write_key: str, rows: list[Any]) -> Any:
         body = orjson.dumps({"batch": rows}, default=str)
         response = self.http.post(

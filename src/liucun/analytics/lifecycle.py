@@ -17,9 +17,9 @@ from liucun.warehouse.store import EventStore
 class LifecyclePeriod:
     """One period's counts; `dormant` is negative, as PostHog draws it below the axis.
 
-    new: active in the period, and first seen in it. returning: active, and active in the
-    previous period too. resurrecting: active, not active in the previous period, first seen
-    before. dormant: active in the previous period and not in this one (counted once, in the
+    new: active in the period, and first seen (created) in it. returning: active, and active
+    in the previous period too. resurrecting: active, not active in the previous period. A
+    person counted new is neither of the other two. dormant: active in the previous period and not in this one (counted once, in the
     period after the last activity).
     """
 
@@ -33,7 +33,8 @@ class LifecyclePeriod:
 def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> list[LifecyclePeriod]:
     """Lifecycle counts for each period overlapping the scope's range.
 
-    First seen is the period of a person's earliest event of any kind (PostHog's person
+    A person is born in the period of their creation time when the app imported one
+    (`liucun import --users`), else of their earliest event of any kind (PostHog's person
     creation time). The period before the first one is read too, so that a person active in
     both counts as returning, not resurrecting.
     """
@@ -42,6 +43,7 @@ def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> li
     starts = period_starts(scope.first_day, scope.last_day, period, sunday)
     lookback = previous_period(starts[0], period, sunday)
     p = d.period_start("day", period, sunday)
+    created = d.local_date("created_at", d.quote(scope.timezone))
     gap_before = d.periods_between("prev_p", "p", period)
     gap_after = d.periods_between("p", "next_p", period)
     sql = f"""
@@ -50,9 +52,19 @@ def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> li
         FROM ({active_days_sql(store, scope.timezone, event, "event")}) t
         WHERE day BETWEEN {d.param("lookback")} AND {d.param("last")}
     ),
-    born AS (
-        SELECT person_id, {d.period_start("min(day)", period, sunday)} AS born
+    seen AS (
+        SELECT person_id, min(day) AS first_day
         FROM ({person_days_sql(d, d.param("app"))}) pd GROUP BY person_id
+    ),
+    created AS (
+        SELECT user_id, min({created}) AS created_day FROM user_created
+        WHERE app_id = {d.param("app")} GROUP BY user_id
+    ),
+    born AS (
+        SELECT seen.person_id,
+               {d.period_start("coalesce(created.created_day, seen.first_day)", period, sunday)}
+                   AS born
+        FROM seen LEFT JOIN created ON created.user_id = seen.person_id
     ),
     seq AS (
         SELECT a.person_id, a.p, born.born,
@@ -62,9 +74,9 @@ def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> li
     )
     SELECT p,
            sum(CASE WHEN born = p THEN 1 ELSE 0 END) AS new,
-           sum(CASE WHEN born < p AND prev_p IS NOT NULL AND {gap_before} = 1
+           sum(CASE WHEN born <> p AND prev_p IS NOT NULL AND {gap_before} = 1
                     THEN 1 ELSE 0 END) AS returning,
-           sum(CASE WHEN born < p AND (prev_p IS NULL OR {gap_before} > 1)
+           sum(CASE WHEN born <> p AND (prev_p IS NULL OR {gap_before} > 1)
                     THEN 1 ELSE 0 END) AS resurrecting,
            sum(CASE WHEN next_p IS NULL OR {gap_after} > 1 THEN 1 ELSE 0 END) AS stopping
     FROM seq GROUP BY p

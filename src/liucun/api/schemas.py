@@ -60,6 +60,23 @@ class EventCount(BaseModel):
     events: int
 
 
+class UsersIn(BaseModel):
+    users: list[Any] = Field(
+        max_length=10_000,
+        description="Rows of {user_id, created_at}; each is checked on its own.",
+    )
+
+
+class RejectedRow(BaseModel):
+    index: int
+    reason: str
+
+
+class UsersAccepted(BaseModel):
+    accepted: int
+    rejected: list[RejectedRow]
+
+
 class Health(BaseModel):
     status: str
     version: str

@@ -17,6 +17,7 @@ from liucun.warehouse.dedup import HashIndex, first_occurrences
 from liucun.warehouse.dialects import DuckDBDialect
 from liucun.warehouse.rollup import (
     IDENTITIES_DDL,
+    USER_CREATED_DDL,
     USER_DAYS_DDL,
     identity_links,
     rollup_partials,
@@ -80,6 +81,7 @@ class DuckDBEventStore:
         self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({columns})")
         self._con.execute(USER_DAYS_DDL.format(**types))
         self._con.execute(IDENTITIES_DDL.format(**types))
+        self._con.execute(USER_CREATED_DDL.format(**types))
 
     def _confirmed_duplicates(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> np.ndarray:
         """True for rows whose (app_id, event_id) is stored already, or is in an earlier row.
@@ -140,6 +142,20 @@ class DuckDBEventStore:
                     con.unregister(name)
             self._index.add(fresh.column("event_hash").to_numpy())
             return new
+
+    def add_users(self, app_id: str, users: pa.Table) -> None:
+        """Record users' creation times (user_id, created_at); the earliest of a user wins."""
+        if users.num_rows == 0:
+            return
+        rows = users.append_column("app_id", pa.array([app_id] * users.num_rows, pa.string()))
+        with self._write_lock:
+            self._con.register("new_users", rows)
+            try:
+                self._con.execute(
+                    "INSERT INTO user_created SELECT app_id, user_id, created_at FROM new_users"
+                )
+            finally:
+                self._con.unregister("new_users")
 
     def _reader(self) -> duckdb.DuckDBPyConnection:
         # a cursor is a connection of its own to the same database, safe beside the writer

@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS identities (
     ts {timestamp} NOT NULL
 )"""
 
+USER_CREATED_DDL = """
+CREATE TABLE IF NOT EXISTS user_created (
+    app_id {string} NOT NULL,
+    user_id {string} NOT NULL,
+    created_at {timestamp} NOT NULL
+)"""
+
 IDENTITY_SCHEMA = pa.schema(
     [
         ("app_id", pa.string()),

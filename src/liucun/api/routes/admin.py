@@ -11,8 +11,18 @@ from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from liucun.api.deps import AdminToken, RuntimeDep
-from liucun.api.schemas import ERRORS, AppCreate, AppCreated, AppOut, EventCount
+from liucun.api.schemas import (
+    ERRORS,
+    AppCreate,
+    AppCreated,
+    AppOut,
+    EventCount,
+    RejectedRow,
+    UsersAccepted,
+    UsersIn,
+)
 from liucun.events.export import write_export
+from liucun.events.users import check_users
 from liucun.state.apps import App, AppError, create_app, list_apps
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
@@ -83,4 +93,19 @@ def get_event_export(
         media_type=media,
         headers={"X-Event-Count": str(count)},
         background=BackgroundTask(os.unlink, name),
+    )
+
+
+@router.post("/apps/{app}/users", response_model=UsersAccepted, responses=ERRORS)
+def post_users(app: str, body: UsersIn, runtime: RuntimeDep, token: AdminToken) -> UsersAccepted:
+    """Record users' creation times (lifecycle's "new"); the earliest time of a user wins.
+
+    Rows that are not valid are reported by index and the others stored.
+    """
+    found = admin_app(runtime, token, app)
+    table, rejected = check_users(body.users)
+    runtime.store.add_users(found.app_id, table)
+    return UsersAccepted(
+        accepted=table.num_rows,
+        rejected=[RejectedRow(index=i, reason=why) for i, why in rejected],
     )

@@ -19,8 +19,8 @@ class LifecyclePeriod:
 
     new: active in the period, and first seen (created) in it. returning: active, and active
     in the previous period too. resurrecting: active, not active in the previous period. A
-    person counted new is neither of the other two. dormant: active in the previous period and not in this one (counted once, in the
-    period after the last activity).
+    person counted new is neither of the other two. dormant: active in the previous period
+    and not in this one (counted once, in the period after the last activity).
     """
 
     start: date

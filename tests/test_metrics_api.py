@@ -275,3 +275,34 @@ def test_cli_imports_users(tmp_path: Path) -> None:
     assert [line for line, _ in out["rejected"]] == [3, 4]
     both = cli(env, "import", path, "--users", path, "--app", "shop")
     assert both.returncode == 2 and "one of the two" in both.stderr
+
+
+def test_saved_funnel_key_path(client: TestClient, shop: AppCredentials) -> None:
+    auth = {"Authorization": f"Bearer {shop.admin_token}", "Content-Type": "application/json"}
+    key_path = {"steps": "app_open, app_open", "window": "1d"}
+    r = client.put(
+        "/admin/v1/apps/shop/funnels/key path", content=orjson.dumps(key_path), headers=auth
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["steps"] == "app_open,app_open"
+    # saving again under the same name replaces it
+    key_path["window"] = "2d"
+    r = client.put(
+        "/admin/v1/apps/shop/funnels/key path", content=orjson.dumps(key_path), headers=auth
+    )
+    listed = client.get("/admin/v1/apps/shop/funnels", headers=auth).json()
+    assert [(f["name"], f["window"]) for f in listed] == [("key path", "2d")]
+    steps = get(
+        client,
+        shop.admin_token,
+        "/admin/v1/apps/shop/metrics/funnel",
+        saved="key path",
+        **{"from": "2026-11-16", "to": "2026-11-18"},
+    ).json()
+    # device-1 visited on the 16th and 17th: two visits within 2 days; device-2's two visits
+    # on the 17th too; device-3 once
+    assert [s["persons"] for s in steps] == [3, 2]
+    missing = get(client, shop.admin_token, "/admin/v1/apps/shop/metrics/funnel", saved="nope")
+    assert missing.status_code == 422 and "no saved funnel 'nope'" in missing.text
+    bad = client.put("/admin/v1/apps/shop/funnels/x", content=b'{"steps": "a"}', headers=auth)
+    assert bad.status_code == 422

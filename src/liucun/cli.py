@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 apps_cli = typer.Typer(help="Apps (tenants) and their keys.", no_args_is_help=True)
 events_cli = typer.Typer(help="Stored events: count and export.", no_args_is_help=True)
+funnels_cli = typer.Typer(help="Saved funnels (e.g. the key path).", no_args_is_help=True)
 app.add_typer(apps_cli, name="apps")
 app.add_typer(events_cli, name="events")
+app.add_typer(funnels_cli, name="funnels")
 
 AppOption = Annotated[str, typer.Option("--app", help="App name or id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -199,6 +201,46 @@ def import_users(s: Settings, found: App, path: Path, as_json: bool) -> None:
 Opt = typer.Option
 
 
+@funnels_cli.command("save")
+def funnels_save(
+    name: str,
+    app_ref: AppOption,
+    steps: Annotated[str, Opt(help="Event names, comma-separated.")],
+    window: Annotated[str, Opt(help="Conversion window: 30m, 2h, 1d.")] = "14d",
+    order: Annotated[str, Opt(help="ordered, strict or any.")] = "ordered",
+    breakdown: Annotated[str | None, Opt(help="platform, properties.KEY, …")] = None,
+) -> None:
+    """Save a funnel under NAME (replacing one of that name); `metrics funnel --saved NAME`."""
+    from liucun.analytics.params import AnalyticsError, parse_params
+    from liucun.analytics.saved_funnels import save_funnel
+
+    s = settings()
+    found = resolve_app(s, app_ref)
+    options = {"steps": steps, "window": window, "order": order, "breakdown": breakdown}
+    try:
+        saved = save_funnel(state_engine(s), found.app_id, name, parse_params(options))
+    except AnalyticsError as exc:
+        console.fail(str(exc), code=2)
+    console.out.print(f"saved funnel {saved.name}: {saved.steps} within {saved.window} 已保存")
+
+
+@funnels_cli.command("list")
+def funnels_list(app_ref: AppOption, as_json: JsonOption = False) -> None:
+    """The app's saved funnels."""
+    from liucun.analytics.saved_funnels import list_funnels
+
+    s = settings()
+    funnels = list_funnels(state_engine(s), resolve_app(s, app_ref).app_id)
+    if as_json:
+        console.print_json([asdict(f) for f in funnels])
+        return
+    console.print_table(
+        "saved funnels 已保存漏斗",
+        ["name", "steps", "window", "order", "breakdown"],
+        [(f.name, f.steps, f.window, f.order.value, f.breakdown or "") for f in funnels],
+    )
+
+
 @app.command("metrics")
 def metrics_command(
     kind: Annotated[str, typer.Argument(help="active, mau-report, retention, lifecycle, …")],
@@ -220,6 +262,7 @@ def metrics_command(
     breakdown: Annotated[
         str | None, Opt(help="Funnel breakdown: platform, properties.KEY.")
     ] = None,
+    saved: Annotated[str | None, Opt(help="Funnel: a saved funnel's name.")] = None,
     page: Annotated[str | None, Opt(help="Paths: this page's links; heatmap: its taps.")] = None,
     limit: Annotated[int | None, Opt(help="Most rows: pages, links, features.")] = None,
     grid: Annotated[str | None, Opt(help="Heatmap grid, columns x rows (10x20).")] = None,
@@ -248,6 +291,7 @@ def metrics_command(
         "window": window,
         "order": order,
         "breakdown": breakdown,
+        "saved": saved,
         "page": page,
         "limit": limit,
         "grid": grid,

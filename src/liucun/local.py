@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from liucun import console
 from liucun.analytics.metrics import compute
 from liucun.analytics.params import AnalyticsError, MetricParams
+from liucun.analytics.saved_funnels import with_saved_funnel
 from liucun.config import Settings
 from liucun.events.batch import Rejected
 from liucun.events.export import write_export
@@ -66,9 +67,11 @@ def metric(s: Settings, app: App, kind: str, params: MetricParams) -> Any:
             return target.get(f"/admin/v1/apps/{app.app_id}/metrics/{kind}", query)
         except ServerRefusedError as exc:
             raise AnalyticsError(str(exc)) from None
+    state = open_state(s.state_store_url)
     try:
-        return compute(target, app, kind, params)
+        return compute(target, app, kind, with_saved_funnel(state, app.app_id, params))
     finally:
+        state.dispose()
         target.close()
 
 

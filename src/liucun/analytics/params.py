@@ -47,6 +47,10 @@ class FunnelOrder(StrEnum):
 
 
 MAX_FUNNEL_STEPS = 10
+STEPS_PATTERN = r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*){1,9}$"
+WINDOW_PATTERN = r"^[0-9]{1,9}[smhd]$"
+BREAKDOWN_PATTERN = r"^(platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64})$"
+FUNNEL_NAME_PATTERN = r"^[\w.\-](?:[\w.\- ]{0,98}[\w.\-])?$"
 MAX_GRID = 200
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW_SECONDS = 366 * 86400
@@ -97,15 +101,18 @@ class MetricParams(BaseModel):
         None, max_length=2000, description="Funnel steps: event names, comma-separated."
     )
     window: str = Field(
-        "14d", pattern=r"^-?[0-9]{1,9}[smhd]$", description="Funnel conversion window: 30m, 1d."
+        "14d", pattern=WINDOW_PATTERN, description="Funnel conversion window: 30m, 1d."
     )
     order: FunnelOrder = FunnelOrder.ordered
     breakdown: str | None = Field(
         None,
-        pattern=r"^(platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64})$",
+        pattern=BREAKDOWN_PATTERN,
         description="Funnel breakdown: platform, scene, page, referrer_page or properties.KEY.",
     )
 
+    saved: str | None = Field(
+        None, min_length=1, max_length=100, description="Funnel: a saved funnel's name."
+    )
     page: str | None = Field(
         None, min_length=1, max_length=512, description="Paths: links of this page; heatmap."
     )

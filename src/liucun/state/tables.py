@@ -18,3 +18,16 @@ apps = sa.Table(
     sa.Column("admin_token_sha256", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Funnels an operator saved under a name, such as the seeds' key path (browse → order → pay).
+saved_funnels = sa.Table(
+    "saved_funnels",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("steps", sa.String(2000), nullable=False),
+    sa.Column("window", sa.String(16), nullable=False),
+    sa.Column("step_order", sa.String(16), nullable=False),
+    sa.Column("breakdown", sa.String(100), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 
 from liucun import console
 from liucun.analytics import Headline, headline
+from liucun.analytics.metrics import compute
+from liucun.analytics.params import parse_params
 from liucun.config import Settings
 from liucun.events.columnar import complete_table
 from liucun.sim import SimConfig, simulate
@@ -69,6 +71,32 @@ def show_headline(h: Headline) -> None:
     )
 
 
+def show_retention(store: EventStore, app: App, last_day: date) -> None:
+    """D1, D7 and D30 retention of the last 60 days' daily cohorts old enough for each."""
+    options = {
+        "period": "day",
+        "intervals": 31,
+        "from": last_day - timedelta(days=59),
+        "to": last_day,
+    }
+    data = compute(store, app, "retention", parse_params(options))
+    rows = []
+    for k in (1, 7, 30):
+        known = [c for c in data if len(c["counts"]) > k and c["size"]]
+        size = sum(c["size"] for c in known)
+        back = sum(c["counts"][k] for c in known)
+        rows.append(
+            (
+                f"D{k} {k}日留存" if k > 1 else "D1 次日留存",
+                f"{back / size:.1%}" if size else "–",
+                f"{len(known)} daily cohorts",
+            )
+        )
+    console.print_table(
+        "retention 留存 (new users 新用户)", ["", "retained 留存率", "over 基于"], rows
+    )
+
+
 def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bool) -> None:
     state = open_state(s.state_store_url)
     app, _ = demo_app(state, s.timezone)
@@ -86,7 +114,13 @@ def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bo
         config = SimConfig(users=users, days=days, start=start, timezone=app.timezone)
         added = ingest_simulation(store, app, config)
         console.out.print(f"stored {added:,} events of {users:,} simulated users over {days} days")
-    show_headline(headline(store, app.app_id))
+    figures = headline(store, app.app_id)
+    show_headline(figures)
+    show_retention(store, app, figures.last_day)
+    console.out.print(
+        "more 更多指标: liucun metrics mau-report|retention|lifecycle|funnel|exits|performance "
+        "--app demo (docs/metrics.md)"
+    )
     if not serve:
         store.close()
         return

@@ -59,13 +59,23 @@ GOAL_SET_SECONDS = 1.0
 
 
 def config_for(users: int, days: int, events: int) -> SimConfig:
-    """A config of `users` users whose visit rates are scaled to give about `events` events."""
+    """A config of `users` users whose visit rates are scaled to give about `events` events.
+
+    Events do not grow in proportion to the visit rate (every user visits at least once, and
+    churn depends on it), nor to the users of a smaller sample, so the scale is corrected
+    against whole trial runs (the simulator makes millions of events a second).
+    """
     base = SimConfig(users=users, days=days, timezone=TZ)
-    sample = dataclasses.replace(base, users=min(users, 5_000))
-    sampled = sum(t.num_rows for t in simulate(sample)) * users / sample.users
-    scale = min(1.0, events / sampled)
-    rates = {k: v * scale for k, v in base.visit_rate.items()}
-    return dataclasses.replace(base, visit_rate=rates)
+    sample_users = users
+    scale = 1.0
+    for _ in range(4):
+        rates = {k: v * scale for k, v in base.visit_rate.items()}
+        sample = dataclasses.replace(base, users=sample_users, visit_rate=rates)
+        expected = sum(t.num_rows for t in simulate(sample)) * users / sample_users
+        if abs(expected / events - 1) < 0.05:
+            break
+        scale = min(1.0, scale * events / expected)
+    return dataclasses.replace(base, visit_rate={k: v * scale for k, v in base.visit_rate.items()})
 
 
 def build(data: Path, config: SimConfig) -> None:

@@ -73,10 +73,15 @@ def heatmap(store: EventStore, scope: Scope, page: str, columns: int, rows: int)
     d = store.dialect
     width = d.try_double(d.json_text("properties", "screen_width"))
     height = d.try_double(d.json_text("properties", "screen_height"))
-    usable = "w > 0 AND h > 0 AND x IS NOT NULL AND y IS NOT NULL"
+    # at least a pixel: a smaller "screen" would blow a tap up past any integer
+    usable = "w >= 1 AND h >= 1 AND x IS NOT NULL AND y IS NOT NULL"
+    # x · columns ÷ w, not x ÷ w · columns: a tap on a grid line must not fall a cell short
+    # to rounding; a tap exactly on the right (bottom) edge belongs to the last cell
+    col = f"CASE WHEN x = w THEN {int(columns) - 1} ELSE floor(x * {int(columns)} / w) END"
+    row = f"CASE WHEN y = h THEN {int(rows) - 1} ELSE floor(y * {int(rows)} / h) END"
     sql = f"""
-    SELECT CASE WHEN {usable} THEN CAST(floor(x / w * {int(columns)}) AS BIGINT) END AS col,
-           CASE WHEN {usable} THEN CAST(floor(y / h * {int(rows)}) AS BIGINT) END AS row,
+    SELECT CASE WHEN {usable} THEN CAST({col} AS BIGINT) END AS col,
+           CASE WHEN {usable} THEN CAST({row} AS BIGINT) END AS row,
            count(*) AS taps
     FROM (
         SELECT x, y, {width} AS w, {height} AS h FROM events
@@ -92,11 +97,6 @@ def heatmap(store: EventStore, scope: Scope, page: str, columns: int, rows: int)
     for r in store.query(sql, params).to_pylist():
         col, row, n = r["col"], r["row"], int(r["taps"])
         taps += n
-        # a tap on the right or bottom edge (x == width) belongs to the last cell
-        if col == columns:
-            col -= 1
-        if row == rows:
-            row -= 1
         if col is None or row is None or not (0 <= col < columns and 0 <= row < rows):
             skipped += n
             continue

@@ -39,8 +39,9 @@ class PathLink:
 def _views_sql(store: EventStore) -> str:
     """Page views in the range with their session and their place in it.
 
-    A session is the client's `session_id`; events without one are cut into sessions of one
-    distinct id at every gap of 30 minutes. Repeated views of one page in a row (a refresh,
+    A session is the client's `session_id`; views without one are cut into sessions of one
+    distinct id at every gap of more than 30 minutes between them (views that carry a
+    session id do not bridge a gap). Repeated views of one page in a row (a refresh,
     a return from a dialog) are one step of the path.
     """
     d = store.dialect
@@ -49,7 +50,9 @@ def _views_sql(store: EventStore) -> str:
     return f"""
     raw AS (
         SELECT distinct_id, session_id, page, {us} AS us,
-               {us} - lag({us}) OVER (PARTITION BY distinct_id ORDER BY ts) AS since
+               {us} - lag({us}) OVER (
+                   PARTITION BY distinct_id, session_id IS NULL ORDER BY ts
+               ) AS since
         FROM events
         WHERE app_id = {d.param("app")} AND event = {d.param("page_view")}
           AND page IS NOT NULL
@@ -57,7 +60,8 @@ def _views_sql(store: EventStore) -> str:
     ),
     cut AS (
         SELECT *, sum(CASE WHEN since IS NULL OR since > {gap} THEN 1 ELSE 0 END)
-                      OVER (PARTITION BY distinct_id ORDER BY us ROWS UNBOUNDED PRECEDING) AS n
+                      OVER (PARTITION BY distinct_id, session_id IS NULL ORDER BY us
+                            ROWS UNBOUNDED PRECEDING) AS n
         FROM raw
     ),
     views AS (

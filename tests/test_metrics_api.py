@@ -112,6 +112,8 @@ def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredential
         ("funnel", {"steps": "app_open,page_view", "window": "0d"}, "longer than 0"),
         ("funnel", {"steps": "app_open,page_view", "window": "soon"}, "pattern"),
         ("funnel", {"steps": "app_open,nope"}, "unknown event"),
+        ("funnel", {"steps": "app_open,page_view[colour=red]"}, "event[field=value]"),
+        ("funnel", {"steps": "app_open,nope[page=pages/home]"}, "unknown event"),
         ("funnel", {"steps": "app_open,page_view", "breakdown": "x;drop"}, "pattern"),
         ("heatmap", {}, "needs --page"),
         ("heatmap", {"page": "pages/home", "grid": "0x10"}, "columns and rows from 1"),

@@ -19,6 +19,7 @@ from liucun.analytics.params import (
     VISIT,
     AnalyticsError,
     MetricParams,
+    parse_step,
 )
 from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, STANDARD_EVENTS
 from liucun.state.apps import App
@@ -100,7 +101,7 @@ def resolve_scope(store: EventStore, app: App, params: MetricParams, today: date
     (else `today`), `from` to 30 days before `to`."""
     named = {params.event, params.start_event, params.return_event} - {None}
     if params.steps is not None:
-        named |= set(params.step_list)
+        named |= {parse_step(step).event for step in params.step_list}
     for event in sorted(e for e in named if e is not None):
         check_event(store, app.app_id, event)
     last = params.date_to or latest_day(store, app.app_id) or today

@@ -8,8 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from liucun.analytics.activity_source import Scope
-from liucun.analytics.params import FunnelOrder
-from liucun.warehouse.dialects import Dialect
+from liucun.analytics.params import FunnelOrder, StepSpec, parse_step
 from liucun.warehouse.queries import persons_sql
 from liucun.warehouse.store import EventStore
 
@@ -19,10 +18,21 @@ BREAKDOWN_COLUMNS = ("platform", "scene", "page", "referrer_page")
 
 @dataclass(frozen=True)
 class FunnelQuery:
+    """Steps are event names, or `event[field=value]` (see `params.parse_step`)."""
+
     steps: list[str]
     window_seconds: int
     order: FunnelOrder = FunnelOrder.ordered
     breakdown: str | None = None
+
+    @property
+    def specs(self) -> list[StepSpec]:
+        return [parse_step(s) for s in self.steps]
+
+    def repeats(self, k: int) -> bool:
+        """Whether step k's event name is an earlier step's too (then it must come later)."""
+        names = [s.event for s in self.specs]
+        return names[k] in names[:k]
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,27 @@ def _breakdown_expr(store: EventStore, breakdown: str | None) -> str:
     return store.dialect.json_text("e.properties", breakdown.removeprefix("properties."))
 
 
+def _field_expr(store: EventStore, key: str) -> str:
+    if key in BREAKDOWN_COLUMNS:
+        return f"e.{key}"
+    return store.dialect.json_text("e.properties", key.removeprefix("properties."))
+
+
+def _step_matches(store: EventStore, q: FunnelQuery) -> str:
+    """Columns m0, m1, …: 1 where the event row is that step (its name, and its field filter)."""
+    d = store.dialect
+    columns = []
+    for k, spec in enumerate(q.specs):
+        cond = f"e.event = {d.param(f'step{k}')}"
+        if spec.key is not None:
+            cond += f" AND {_field_expr(store, spec.key)} = {d.param(f'step{k}_value')}"
+        columns.append(f"CASE WHEN {cond} THEN 1 ELSE 0 END AS m{k}")
+    return ", ".join(columns)
+
+
 def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> str:
-    """The persons' events in the range, times in µs since the epoch: the steps' events, or
-    every event numbered in time order per person (strict order)."""
+    """The persons' events in the range, times in µs since the epoch, flagged with the steps
+    they are: the steps' events, or every event numbered in time order per person (strict)."""
     d = store.dialect
     names = ", ".join(d.param(f"step{i}") for i in range(len(q.steps)))
     only_steps = "" if every_event else f"AND e.event IN ({names})"
@@ -81,7 +109,8 @@ def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> st
     )
     return f"""
     SELECT coalesce(p.user_id, e.distinct_id) AS person_id, {d.epoch_us("e.ts")} AS us,
-           e.event, {_breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn
+           e.event, {_breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn,
+           {_step_matches(store, q)}
     FROM events e
     LEFT JOIN ({persons_sql(d, d.param("app"))}) p ON p.anonymous_id = e.distinct_id
     WHERE e.app_id = {d.param("app")} {only_steps}
@@ -89,13 +118,13 @@ def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> st
     """
 
 
-def _next_time(d: Dialect, step: int, strictly_after: bool) -> str:
+def _next_time(step: int, strictly_after: bool) -> str:
     """For each event row, the time of the person's next event of step `step` at or after it
     (strictly after: a step that repeats an earlier step's event must be another event)."""
     # a running minimum from the person's last event backwards
     end = "1 PRECEDING" if strictly_after else "CURRENT ROW"
     return (
-        f"min(CASE WHEN event = {d.param(f'step{step}')} THEN us END) OVER ("
+        f"min(CASE WHEN m{step} = 1 THEN us END) OVER ("
         f"PARTITION BY person_id ORDER BY us DESC RANGE BETWEEN UNBOUNDED PRECEDING AND {end})"
     )
 
@@ -107,20 +136,18 @@ def _ordered_sql(store: EventStore, q: FunnelQuery) -> str:
     (Window functions carrying each row's next event of every step gave the same answers
     1.5× slower on DuckDB: bench/analytics.py.)
     """
-    d = store.dialect
     limit = q.window_seconds * 1_000_000
-    first = f"SELECT person_id, bd, us AS t0 FROM e WHERE event = {d.param('step0')}"
+    first = "SELECT person_id, bd, us AS t0 FROM e WHERE m0 = 1"
     ctes = [f"f0 AS ({first})"]
     for k in range(1, len(q.steps)):
         kept = ", ".join(f"f.t{j}" for j in range(k))
         # a step may share the previous step's time, unless it repeats an earlier step's
         # event, which must then be a later event
-        cmp = ">" if q.steps[k] in q.steps[:k] else ">="
+        cmp = ">" if q.repeats(k) else ">="
         ctes.append(
             f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
             f"CASE WHEN f.t{k - 1} IS NOT NULL AND x.us <= f.t0 + {limit} THEN x.us END AS t{k} "
-            f"FROM f{k - 1} f ASOF LEFT JOIN (SELECT person_id, us FROM e "
-            f"WHERE event = {d.param(f'step{k}')}) x "
+            f"FROM f{k - 1} f ASOF LEFT JOIN (SELECT person_id, us FROM e WHERE m{k} = 1) x "
             f"ON x.person_id = f.person_id AND x.us {cmp} f.t{k - 1})"
         )
     return ",\n".join(ctes)
@@ -129,10 +156,7 @@ def _ordered_sql(store: EventStore, q: FunnelQuery) -> str:
 def _strict_sql(store: EventStore, q: FunnelQuery) -> str:
     """Attempts from each first-step event; each later step must be the person's very next
     event (of any kind), within the window of the first step."""
-    d = store.dialect
-    ctes = [
-        f"f0 AS (SELECT person_id, bd, us AS t0, rn AS rn0 FROM e WHERE event = {d.param('step0')})"
-    ]
+    ctes = ["f0 AS (SELECT person_id, bd, us AS t0, rn AS rn0 FROM e WHERE m0 = 1)"]
     for k in range(1, len(q.steps)):
         kept = ", ".join(f"f.t{j}, f.rn{j}" for j in range(k))
         within = f"x.us <= f.t0 + {q.window_seconds * 1_000_000}"
@@ -140,7 +164,7 @@ def _strict_sql(store: EventStore, q: FunnelQuery) -> str:
             f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
             f"CASE WHEN {within} THEN x.us END AS t{k}, CASE WHEN {within} THEN x.rn END AS rn{k} "
             f"FROM f{k - 1} f LEFT JOIN e x ON x.person_id = f.person_id "
-            f"AND x.rn = f.rn{k - 1} + 1 AND x.event = {d.param(f'step{k}')})"
+            f"AND x.rn = f.rn{k - 1} + 1 AND x.m{k} = 1)"
         )
     return ",\n".join(ctes)
 
@@ -156,15 +180,15 @@ def _attempts_sql(q: FunnelQuery) -> str:
 def _any_order_sql(store: EventStore, q: FunnelQuery) -> str:
     """Attempts from every step event: the steps done within the window starting there; its
     reach is that count less one (the last step reached is the count). No step times."""
-    d = store.dialect
     n = len(q.steps)
     limit = q.window_seconds * 1_000_000
     found = " + ".join(
-        f"CASE WHEN {_next_time(d, k, False)} <= us + {limit} THEN 1 ELSE 0 END" for k in range(n)
+        f"CASE WHEN {_next_time(k, False)} <= us + {limit} THEN 1 ELSE 0 END" for k in range(n)
     )
     nulls = ", ".join(f"CASE WHEN 1 = 0 THEN us END AS t{k}" for k in range(n))
     return (
-        f"attempts AS (SELECT person_id, bd, us AS t0_anchor, {nulls}, {found} - 1 AS reach FROM e)"
+        f"attempts AS (SELECT person_id, bd, us AS t0_anchor, {nulls}, {found} - 1 AS reach "
+        f"FROM e WHERE {' + '.join(f'm{k}' for k in range(n))} > 0)"
     )
 
 
@@ -210,13 +234,20 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
     SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd ORDER BY p0 DESC
     """
     ts_first, ts_end = utc_bounds(scope)
-    params = scope.sql_params(
-        ts_first=ts_first, ts_end=ts_end, **{f"step{i}": s for i, s in enumerate(q.steps)}
-    )
+    params = scope.sql_params(ts_first=ts_first, ts_end=ts_end, **_step_params(q))
     rows = store.query(sql, params).to_pylist()
     if not rows:
         rows = [{"bd": None, "p0": 0}]
     return [FunnelBreakdown(r["bd"], _steps(q, r)) for r in rows]
+
+
+def _step_params(q: FunnelQuery) -> dict[str, str]:
+    params = {}
+    for k, spec in enumerate(q.specs):
+        params[f"step{k}"] = spec.event
+        if spec.value is not None:
+            params[f"step{k}_value"] = spec.value
+    return params
 
 
 def _steps(q: FunnelQuery, row: dict[str, Any]) -> list[FunnelStep]:

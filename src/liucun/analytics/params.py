@@ -6,7 +6,9 @@ One validated model serves the CLI (`liucun metrics KIND ...`) and the admin API
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Self
@@ -23,6 +25,34 @@ DEFAULT_RANGE_DAYS = 30
 
 class AnalyticsError(ValueError):
     """A metric cannot be computed as asked; the message says what to change."""
+
+
+STEP_PATTERN = re.compile(
+    r"^(?P<event>[^\[\]=,]+?)\s*"
+    r"(?:\[(?P<key>platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64})"
+    r"=(?P<value>[^\]]*)\])?$"
+)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A funnel step: an event name, optionally narrowed by one field, e.g.
+    `page_view[page=pages/order/pay]` or `share[properties.channel=moments]`."""
+
+    event: str
+    key: str | None = None
+    value: str | None = None
+
+
+def parse_step(spec: str) -> StepSpec:
+    """The step written as `event` or `event[field=value]`; ValueError if it is neither."""
+    m = STEP_PATTERN.match(spec.strip())
+    if m is None:
+        raise ValueError(
+            f"step {spec!r}: write an event name, or event[field=value] with field one of "
+            "platform, scene, page, referrer_page, properties.KEY"
+        )
+    return StepSpec(m["event"].strip(), m["key"], m["value"])
 
 
 class MetricKind(StrEnum):
@@ -151,6 +181,8 @@ class MetricParams(BaseModel):
                     f"steps: give 2 to {MAX_FUNNEL_STEPS} event names, comma-separated, "
                     f"got {self.steps!r}"
                 )
+            for step in steps:
+                parse_step(step)
         return self
 
 

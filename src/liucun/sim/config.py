@@ -98,6 +98,9 @@ class SimConfig:
     load_baseline_s: float = 2.0
     # weekend visit rate ÷ weekday visit rate; None takes the industry's own figure
     weekend_factor: float | None = None
+    # share of sessions reaching the pay page that pay; None takes the industry's own figure
+    # (the seeds' bad case, "70% lost at the pay page", is 0.3)
+    pay_success: float | None = None
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.days < 1:
@@ -108,6 +111,8 @@ class SimConfig:
             raise ValueError(f"industry must be one of {sorted(INDUSTRIES)}")
         if not 0.0 <= self.bot_share < 1.0:
             raise ValueError("bot_share must be in [0, 1)")
+        if self.pay_success is not None and not 0.0 <= self.pay_success <= 1.0:
+            raise ValueError("pay_success must be in [0, 1]")
         ZoneInfo(self.timezone)  # raises for an unknown zone
         for name in (
             "user_mix",

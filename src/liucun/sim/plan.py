@@ -203,7 +203,8 @@ def _draw_page_actions(
     kind = population.kind[sess_user][pages.session]
     human = ~population.is_bot[sess_user][pages.session]
     last_page = pages.step == n_pages[pages.session] - 1
-    order = (pages.step == PATH_LENGTH - 1) & (rng.random(n) < industry.pay_success)
+    pay_success = industry.pay_success if config.pay_success is None else config.pay_success
+    order = (pages.step == PATH_LENGTH - 1) & (rng.random(n) < pay_success)
     check_in_rate = np.array([config.check_in_rate[t] for t in USER_TYPES] + [0.0])[kind]
     first_of_day = sess_rank[pages.session] == 0
     check_in = (pages.step == 0) & first_of_day & (rng.random(n) < check_in_rate)

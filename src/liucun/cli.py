@@ -243,7 +243,13 @@ def funnels_list(app_ref: AppOption, as_json: JsonOption = False) -> None:
 
 @app.command("metrics")
 def metrics_command(
-    kind: Annotated[str, typer.Argument(help="active, mau-report, retention, lifecycle, …")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="active, mau-report, retention, lifecycle, stickiness, funnel, exits, paths, "
+            "features, dwell, heatmap or performance."
+        ),
+    ],
     app_ref: AppOption,
     date_from: Annotated[str | None, Opt("--from", help="First local date, YYYY-MM-DD.")] = None,
     date_to: Annotated[str | None, Opt("--to", help="Last local date (default: latest).")] = None,

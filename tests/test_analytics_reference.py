@@ -12,15 +12,13 @@ Each test runs once per event-store engine in `ENGINES`.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
+import functools
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,12 +33,9 @@ from liucun.analytics.mau_report import mau_report
 from liucun.analytics.params import Period, RetentionType
 from liucun.analytics.retention import RetentionQuery, retention
 from liucun.analytics.stickiness import stickiness
-from liucun.events.batch import validate_events
-from liucun.warehouse.duckdb_store import DuckDBEventStore
 from liucun.warehouse.store import EventStore
+from tests.reference_stores import APP, ENGINES, events_store
 
-APP = "app1"
-ENGINES = ["duckdb"]
 ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4a57-9a55-0c2b8f3e7d11")
 
 
@@ -87,44 +82,13 @@ def ev(event: str, ts: str, anon: str | None = None, user: str | None = None) ->
 # --------------------------------------------------------------------------- stores
 
 
-def open_store(engine: str, directory: Path) -> EventStore:
-    if engine == "duckdb":
-        return DuckDBEventStore(str(directory / "events.duckdb"))
-    raise ValueError(f"no such engine {engine!r}")
-
-
 StoreFactory = Callable[[Sequence[Sequence[Ev]], str], AbstractContextManager[EventStore]]
 
 
 @pytest.fixture(params=ENGINES)
 def make_store(request: pytest.FixtureRequest) -> StoreFactory:
-    """Build a fresh store from batches of events (appended in order), for one engine.
-
-    A context manager rather than a plain fixture so that each hypothesis example gets its
-    own store in its own temporary directory.
-    """
-    engine: str = request.param
-
-    @contextmanager
-    def build(batches: Sequence[Sequence[Ev]], tz: str) -> Iterator[EventStore]:
-        directory = Path(tempfile.mkdtemp(prefix="liucun-ref-"))
-        store = open_store(engine, directory)
-        try:
-            everything = [e for b in batches for e in b]
-            received = max((e.ts for e in everything), default=datetime(2026, 1, 1, tzinfo=UTC))
-            received += timedelta(hours=1)
-            for b in batches:
-                if not b:
-                    continue
-                batch = validate_events([e.raw() for e in b], APP, received)
-                assert batch.rejected == []
-                store.append(batch.table, {APP: tz})
-            yield store
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-
-    return build
+    """A fresh store per call (see `reference_stores.events_store`), for one engine."""
+    return functools.partial(events_store, request.param)
 
 
 # --------------------------------------------------------------------------- reference

@@ -42,8 +42,8 @@ from liucun.analytics.activity_source import Scope, active_days_sql
 from liucun.analytics.params import Period, RetentionType
 from liucun.analytics.retention import RetentionQuery, retention
 from liucun.events.batch import validate_events
-from liucun.warehouse.duckdb_store import DuckDBEventStore
 from liucun.warehouse.store import EventStore
+from tests.reference_stores import ENGINES, open_store
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cdnow"
 MASTER = DATA_DIR / "CDNOW_master.txt"
@@ -51,7 +51,6 @@ SAMPLE = DATA_DIR / "CDNOW_sample.txt"
 
 APP = "cdnow"
 TZ = "UTC"
-ENGINES = ["duckdb"]
 SHIFT_YEARS = 28
 RECEIVED_AT = datetime(2026, 12, 1, tzinfo=UTC)  # after the last shifted purchase, 2026-06-30
 CHUNK = 10_000
@@ -116,12 +115,6 @@ def purchases() -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- the event store
-
-
-def open_store(engine: str, directory: Path) -> EventStore:
-    if engine == "duckdb":
-        return DuckDBEventStore(str(directory / "events.duckdb"))
-    raise ValueError(f"no such engine {engine!r}")
 
 
 def raw_events() -> list[dict[str, Any]]:

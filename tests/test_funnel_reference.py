@@ -15,17 +15,15 @@ Each test runs once per event-store engine in `ENGINES`.
 
 from __future__ import annotations
 
+import functools
 import itertools
-import shutil
 import statistics
-import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,12 +34,9 @@ from hypothesis import strategies as st
 from liucun.analytics.activity_source import Scope
 from liucun.analytics.funnel import FunnelBreakdown, FunnelQuery, funnel
 from liucun.analytics.params import FunnelOrder
-from liucun.events.batch import validate_events
-from liucun.warehouse.duckdb_store import DuckDBEventStore
 from liucun.warehouse.store import EventStore
+from tests.reference_stores import APP, ENGINES, events_store
 
-APP = "app1"
-ENGINES = ["duckdb"]
 ID_NAMESPACE = uuid.UUID("0b6f7d1e-2c4a-4e0f-9d61-5a8e3c2b1f47")
 ORDERED, STRICT, ANY = FunnelOrder.ordered, FunnelOrder.strict, FunnelOrder.any
 
@@ -128,41 +123,13 @@ def later(e: Ev, seconds: float, event: str | None = None, **changes: Any) -> Ev
 # --------------------------------------------------------------------------- stores
 
 
-def open_store(engine: str, directory: Path) -> EventStore:
-    if engine == "duckdb":
-        return DuckDBEventStore(str(directory / "events.duckdb"))
-    raise ValueError(f"no such engine {engine!r}")
-
-
 StoreFactory = Callable[[Sequence[Sequence[Ev]], str], AbstractContextManager[Any]]
 
 
 @pytest.fixture(params=ENGINES)
 def make_store(request: pytest.FixtureRequest) -> StoreFactory:
-    """Build a fresh store from batches of events (appended in order), for one engine; a
-    context manager so that each hypothesis example gets its own temporary directory."""
-    engine: str = request.param
-
-    @contextmanager
-    def build(batches: Sequence[Sequence[Ev]], tz: str) -> Iterator[Any]:
-        directory = Path(tempfile.mkdtemp(prefix="liucun-funnel-"))
-        store = open_store(engine, directory)
-        try:
-            everything = [e for b in batches for e in b]
-            received = max((e.ts for e in everything), default=datetime(2026, 1, 1, tzinfo=UTC))
-            received += timedelta(hours=1)
-            for b in batches:
-                if not b:
-                    continue
-                batch = validate_events([e.raw() for e in b], APP, received)
-                assert batch.rejected == []
-                store.append(batch.table, {APP: tz})
-            yield store
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-
-    return build
+    """A fresh store per call (see `reference_stores.events_store`), for one engine."""
+    return functools.partial(events_store, request.param)
 
 
 # --------------------------------------------------------------------------- reference

@@ -16,19 +16,17 @@ Each test runs once per event-store engine in `ENGINES`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
-import shutil
-import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,13 +43,12 @@ from liucun.analytics.pages import Heatmap, PageDwell, dwell, heatmap
 from liucun.analytics.params import Period
 from liucun.analytics.paths import PageExits, PathLink, exits, paths
 from liucun.analytics.performance import LoadAndReturn, LoadStats, performance, wilson
-from liucun.events.batch import validate_events
 from liucun.events.columnar import complete_table
 from liucun.sim import INDUSTRIES, SimConfig, simulate
 from liucun.warehouse.store import EventStore
-from tests.test_analytics_reference import ENGINES, matches, open_store, p_start
+from tests.reference_stores import APP, ENGINES, events_store, open_store
+from tests.test_analytics_reference import matches, p_start
 
-APP = "app1"
 ID_NAMESPACE = uuid.UUID("0b7f3a1e-51c4-4d5e-8a2f-6c9d0e1f2a3b")
 SESSION_GAP = timedelta(minutes=30)
 TARGET_MS = 2_000
@@ -133,29 +130,8 @@ StoreFactory = Callable[[Sequence[Sequence[Ev]], str], AbstractContextManager[Ev
 
 @pytest.fixture(params=ENGINES)
 def make_store(request: pytest.FixtureRequest) -> StoreFactory:
-    """A fresh store per call, in its own directory, from batches appended in order."""
-    engine: str = request.param
-
-    @contextmanager
-    def build(batches: Sequence[Sequence[Ev]], tz: str) -> Iterator[EventStore]:
-        directory = Path(tempfile.mkdtemp(prefix="liucun-pages-"))
-        store = open_store(engine, directory)
-        try:
-            everything = [e for b in batches for e in b]
-            received = max((e.ts for e in everything), default=datetime(2026, 1, 1, tzinfo=UTC))
-            received += timedelta(hours=1)
-            for b in batches:
-                if not b:
-                    continue
-                batch = validate_events([e.raw() for e in b], APP, received)
-                assert batch.rejected == []
-                store.append(batch.table, {APP: tz})
-            yield store
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-
-    return build
+    """A fresh store per call (see `reference_stores.events_store`), for one engine."""
+    return functools.partial(events_store, request.param)
 
 
 # --------------------------------------------------------------------------- reference

@@ -169,11 +169,14 @@ def import_events(
         ["rows", "accepted", "new", "duplicates", "rejected"],
         [(report.rows, report.accepted, report.new, report.duplicates, len(report.rejected))],
     )
-    if report.rejected:
+    show_rejected(report.rejected)
+
+
+def show_rejected(rejected: list[tuple[int, str]]) -> None:
+    """The first rejected rows of an import, by line, with the reason."""
+    if rejected:
         console.print_table(
-            "rejected rows 被拒绝的行 (first 20)",
-            ["line", "reason"],
-            report.rejected[:20],
+            "rejected rows 被拒绝的行 (first 20)", ["line", "reason"], rejected[:20]
         )
 
 
@@ -192,10 +195,7 @@ def import_users(s: Settings, found: App, path: Path, as_json: bool) -> None:
         ["rows", "accepted", "rejected"],
         [(report.rows, report.accepted, len(report.rejected))],
     )
-    if report.rejected:
-        console.print_table(
-            "rejected rows 被拒绝的行 (first 20)", ["line", "reason"], report.rejected[:20]
-        )
+    show_rejected(report.rejected)
 
 
 Opt = typer.Option

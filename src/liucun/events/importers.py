@@ -80,7 +80,8 @@ def _chunks(rows: Iterator[tuple[int, Any]]) -> Iterator[Chunk]:
         yield Chunk(lines[0], buf, lines)
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; Unreadable where it is not JSON."""
     with path.open("rb") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -115,7 +116,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
             yield reader.line_num, event
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+def parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(row number, row as a dict) of a Parquet file, read in chunks."""
     import pyarrow.parquet as pq
 
     number = 0
@@ -128,11 +130,11 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def read_chunks(path: Path, fmt: str, received_at: datetime) -> Iterator[Chunk]:
     """Chunks of native raw events from `path` in format `fmt`."""
     if fmt == "jsonl":
-        rows = ((n, _native_row(r)) for n, r in _json_lines(path))
+        rows = ((n, _native_row(r)) for n, r in json_lines(path))
     elif fmt == "csv":
         rows = ((n, _native_row(r)) for n, r in _csv_rows(path))
     elif fmt == "parquet":
-        rows = ((n, _native_row(r)) for n, r in _parquet_rows(path))
+        rows = ((n, _native_row(r)) for n, r in parquet_rows(path))
     elif fmt == "posthog":
         rows = (
             (n, with_event_id(posthog.to_native(r, received_at))) for n, r in _posthog_rows(path)
@@ -148,4 +150,4 @@ def _posthog_rows(path: Path) -> Iterator[tuple[int, Any]]:
     if head == b"[":  # a JSON array export
         yield from enumerate(orjson.loads(path.read_bytes()), start=1)
     else:
-        yield from _json_lines(path)
+        yield from json_lines(path)

@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from liucun.events.importers import Unreadable, json_lines, parquet_rows
 from liucun.events.model import EARLIEST_TS, as_utc
 from liucun.warehouse.schema import TS_TYPE
 
@@ -49,6 +49,9 @@ def check_users(rows: Sequence[Any]) -> tuple[pa.Table, list[tuple[int, str]]]:
     times: list[datetime] = []
     rejected: list[tuple[int, str]] = []
     for i, row in enumerate(rows):
+        if isinstance(row, Unreadable):
+            rejected.append((i, str(row)))
+            continue
         try:
             user = _ROW.validate_python(row)
         except ValidationError as exc:
@@ -79,21 +82,9 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if k and v not in ("", None)}
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        with path.open("rb") as f:
-            for number, line in enumerate(f, start=1):
-                if line.strip():
-                    try:
-                        yield number, orjson.loads(line)
-                    except orjson.JSONDecodeError as exc:
-                        yield number, f"line is not valid JSON: {exc}"
+        yield from json_lines(path)
     elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
-            for row in batch.to_pylist():
-                number += 1
-                yield number, row
+        yield from parquet_rows(path)
     else:
         raise ValueError(f"{path.name}: give the users as .csv, .jsonl or .parquet")
 

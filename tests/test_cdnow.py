@@ -42,6 +42,7 @@ from liucun.analytics.activity_source import Scope, active_days_sql
 from liucun.analytics.params import Period, RetentionType
 from liucun.analytics.retention import RetentionQuery, retention
 from liucun.events.batch import validate_events
+from liucun.warehouse.person_keys import id_key
 from liucun.warehouse.store import EventStore
 from tests.reference_stores import ENGINES, open_store
 
@@ -177,6 +178,14 @@ def test_import_stores_every_purchase(store: EventStore, purchases: pd.DataFrame
     assert stored["last"] == datetime(2026, 6, 30, 12, tzinfo=UTC)
 
 
+def customer_of_key(purchases: pd.DataFrame) -> dict[int, str]:
+    """Person key → customer id, for every customer (metrics count persons by key)."""
+    customers = purchases["customer"].unique()
+    keys = {id_key(c): c for c in customers}
+    assert len(keys) == len(customers)  # no two customers share a key
+    return keys
+
+
 def test_shift_keeps_weekdays(purchases: pd.DataFrame) -> None:
     days = purchases.drop_duplicates("original")
     shifted = pd.to_datetime(days["day"])
@@ -188,7 +197,8 @@ def test_person_days_match_the_file(store: EventStore, purchases: pd.DataFrame) 
     """The relation every metric starts from: (customer, day, purchases that day)."""
     sql = active_days_sql(store, TZ, "order_paid", "event")
     got = store.query(sql, {"app": APP, "event": "order_paid"}).to_pandas()
-    got = got.rename(columns={"person_id": "customer"}).astype({"n": int})
+    got["customer"] = got["person_id"].map(customer_of_key(purchases))
+    got = got.astype({"n": int})
     want = purchases.groupby(["customer", "day"]).size().rename("n").reset_index()
     key = ["customer", "day"]
     got = got.sort_values(key).reset_index(drop=True)
@@ -477,6 +487,7 @@ def test_bgnbd_fit_on_the_sample_matches_the_paper(
 
     sql = active_days_sql(store, TZ, "order_paid", "event")
     days = store.query(sql, {"app": APP, "event": "order_paid"}).to_pandas()
+    days["person_id"] = days["person_id"].map(customer_of_key(purchases))
     days = days[days["person_id"].isin(set("c" + sample["customer_id"]))]
     assert days["person_id"].nunique() == 2_357
     first = days.groupby("person_id")["day"].min()

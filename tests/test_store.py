@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 
 from liucun.events.batch import validate_events
 from liucun.warehouse.dedup import HashIndex, event_hashes
-from liucun.warehouse.duckdb_store import DuckDBEventStore
+from liucun.warehouse.duckdb_store import PERSON_KEY_COLUMNS, DuckDBEventStore
+from liucun.warehouse.person_keys import id_key
+from liucun.warehouse.queries import person_days_sql
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ZONES = {"app-a": "Asia/Shanghai", "app-b": "UTC"}
@@ -216,3 +219,62 @@ def test_validate_events_keeps_colliding_events(monkeypatch: pytest.MonkeyPatch)
     batch = validate_events([a, b, a], "app-a", NOW)
     assert batch.table["event_id"].to_pylist() == [a["event_id"], b["event_id"]]
     assert batch.duplicates_in_batch == 1
+
+
+def test_a_store_without_person_keys_gets_them_on_open(tmp_path: Path) -> None:
+    """A file written before person keys existed is given them, and counts as a new one does."""
+    path = str(tmp_path / "events.duckdb")
+    raw = [
+        {"event_id": str(uuid.uuid4()), "event": "app_open", "anonymous_id": "dev-1", "ts": t}
+        for t in ("2026-11-18T01:00:00Z", "2026-11-19T01:00:00Z")
+    ]
+    raw.append(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event": "identify",
+            "anonymous_id": "dev-1",
+            "user_id": "u-1",
+            "ts": "2026-11-19T02:00:00Z",
+        }
+    )
+    raw.append(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event": "app_open",
+            "user_id": "u-1",
+            "ts": NOW.isoformat(),
+        }
+    )
+    store = DuckDBEventStore(path)
+    store.append(validate_events(raw, "app-a", NOW).table, ZONES)
+    store.add_users("app-a", pa.table({"user_id": ["u-1"], "created_at": [NOW]}))
+    days_sql = (
+        f"SELECT person_id, day FROM ({person_days_sql(store.dialect, '$app')}) t ORDER BY day"
+    )
+    before = store.query(days_sql, {"app": "app-a"}).to_pylist()
+    store.close()
+
+    con = duckdb.connect(path)
+    for table, key, _ in PERSON_KEY_COLUMNS:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {key}")
+    con.close()
+
+    store = DuckDBEventStore(path)
+    for table, key, source in PERSON_KEY_COLUMNS:
+        rows = store.query(f"SELECT {source} AS id, {key} AS k FROM {table}").to_pylist()
+        assert rows and all(r["k"] == id_key(r["id"]) for r in rows)
+    assert store.query(days_sql, {"app": "app-a"}).to_pylist() == before
+    # one person over three days: the anonymous days count under the user
+    assert {r["person_id"] for r in before} == {id_key("u-1")} and len(before) == 3
+    # and new events go in beside the upgraded rows
+    more = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event": "app_open",
+            "anonymous_id": "dev-1",
+            "ts": "2026-11-20T01:00:00Z",
+        }
+    ]
+    store.append(validate_events(more, "app-a", NOW).table, ZONES)
+    assert store.count("app-a") == 5
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import accumulate
+from typing import Any
 
 from liucun.analytics.activity_source import Scope, active_days_sql
 from liucun.warehouse.store import EventStore
@@ -50,20 +51,22 @@ class ActivityReport:
     months: list[MonthActivity]
 
 
-def _rolling_counts(store: EventStore, scope: Scope, event: str) -> dict[str, list[int]]:
-    """Per window, the count of persons active in the window ending on each day of the range.
+def _rolling_and_monthly_sql(store: EventStore, scope: Scope, event: str) -> str:
+    """(w, day, n) rows: per rolling window `w` the change `n` in its count of active persons
+    on `day`; and with w = 'month', each calendar month's active persons (`day` its first).
 
     Each active day `a` of a person covers the days [a, a + W), cut short at the person's next
     active day so that the pieces do not overlap; a day's count is then the number of pieces
     covering it: a running sum of +1 at each piece's start and -1 at its end. One pass over
-    the person-days, with no per-day join.
+    the person-days, with no per-day join; the months read the same pass.
     """
     d = store.dialect
     longest = max(WINDOWS.values())
     since = d.add_days(d.param("first"), str(1 - longest))
     windows = " UNION ALL ".join(f"SELECT '{k}' AS w, {v} AS len" for k, v in WINDOWS.items())
-    sql = f"""
-    WITH a AS (
+    month = d.period_start("day", "month", False)
+    return f"""
+    WITH a AS {d.materialized} (
         SELECT person_id, day,
                lead(day) OVER (PARTITION BY person_id ORDER BY day) AS next_day
         FROM ({active_days_sql(store, scope.timezone, event, "event")}) t
@@ -76,16 +79,23 @@ def _rolling_counts(store: EventStore, scope: Scope, event: str) -> dict[str, li
                     THEN a.next_day ELSE {d.add_days("a.day", "w.len")} END AS ends
         FROM a CROSS JOIN ({windows}) w
     )
-    SELECT w, day, sum(delta) AS delta FROM (
+    SELECT w, day, sum(delta) AS n FROM (
         SELECT w, starts AS day, 1 AS delta FROM pieces
         UNION ALL
         SELECT w, ends AS day, -1 AS delta FROM pieces
     ) x GROUP BY w, day
+    UNION ALL
+    SELECT 'month' AS w, {month} AS day, count(DISTINCT person_id) AS n FROM a
+    WHERE day >= {d.param("first")} GROUP BY {month}
     """
-    rows = store.query(sql, scope.sql_params(event=event)).to_pylist()
+
+
+def _rolling_counts(rows: list[dict[str, Any]], scope: Scope) -> dict[str, list[int]]:
+    """Per window, the count of persons active in the window ending on each day of the range:
+    the running sums of the changes."""
     out: dict[str, list[int]] = {}
     for w in WINDOWS:
-        deltas = {r["day"]: int(r["delta"]) for r in rows if r["w"] == w}
+        deltas = {r["day"]: int(r["n"]) for r in rows if r["w"] == w}
         start = min(deltas, default=scope.first_day)
         if start > scope.first_day:
             start = scope.first_day
@@ -106,19 +116,8 @@ def _daily_totals(store: EventStore, scope: Scope) -> dict[date, tuple[int, int]
     return {r["day"]: (int(r["page_views"]), int(r["visits"])) for r in rows}
 
 
-def _calendar_months(store: EventStore, scope: Scope, event: str) -> list[MonthActivity]:
-    d = store.dialect
-    month = d.period_start("day", "month", False)
-    sql = f"""
-    SELECT {month} AS month, count(DISTINCT person_id) AS mau
-    FROM ({active_days_sql(store, scope.timezone, event, "event")}) t
-    WHERE day BETWEEN {d.param("first")} AND {d.param("last")}
-    GROUP BY {month}
-    """
-    found = {
-        r["month"]: int(r["mau"])
-        for r in store.query(sql, scope.sql_params(event=event)).to_pylist()
-    }
+def _calendar_months(rows: list[dict[str, Any]], scope: Scope) -> list[MonthActivity]:
+    found = {r["day"]: int(r["n"]) for r in rows if r["w"] == "month"}
     months = []
     m = scope.first_day.replace(day=1)
     while m <= scope.last_day:
@@ -134,7 +133,9 @@ def activity(store: EventStore, scope: Scope, event: str) -> ActivityReport:
 
     Active means doing `event` (see `activity_source`); persons, not devices, are counted.
     """
-    counts = _rolling_counts(store, scope, event)
+    sql = _rolling_and_monthly_sql(store, scope, event)
+    rows = store.query(sql, scope.sql_params(event=event)).to_pylist()
+    counts = _rolling_counts(rows, scope)
     totals = _daily_totals(store, scope)
     days = []
     for i in range(scope.days):
@@ -142,5 +143,5 @@ def activity(store: EventStore, scope: Scope, event: str) -> ActivityReport:
         dau, wau, mau = counts["dau"][i], counts["wau"][i], counts["mau"][i]
         pv, visits = totals.get(day, (0, 0))
         days.append(DayActivity(day, dau, wau, mau, dau / mau if mau else 0.0, pv, visits))
-    months = _calendar_months(store, scope, event)
+    months = _calendar_months(rows, scope)
     return ActivityReport(scope.first_day, scope.last_day, event, days, months)

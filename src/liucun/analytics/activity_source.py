@@ -23,7 +23,7 @@ from liucun.analytics.params import (
 )
 from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, STANDARD_EVENTS
 from liucun.state.apps import App
-from liucun.warehouse.queries import person_days_sql, persons_sql
+from liucun.warehouse.queries import event_person, event_person_join, person_days_sql
 from liucun.warehouse.store import EventStore
 
 # Rollup columns that count an activity event per person and day.
@@ -64,11 +64,11 @@ def active_days_sql(store: EventStore, timezone: str, event: str, param: str) ->
         """
     day = d.local_date("e.ts", d.quote(timezone))
     return f"""
-    SELECT coalesce(p.user_id, e.distinct_id) AS person_id, {day} AS day, count(*) AS n
+    SELECT {event_person()} AS person_id, {day} AS day, count(*) AS n
     FROM events e
-    LEFT JOIN ({persons_sql(d, d.param("app"))}) p ON p.anonymous_id = e.distinct_id
+    {event_person_join(d, d.param("app"))}
     WHERE e.app_id = {d.param("app")} AND e.event = {d.param(param)}
-    GROUP BY coalesce(p.user_id, e.distinct_id), {day}
+    GROUP BY {event_person()}, {day}
     """
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from liucun.analytics.activity_source import Scope, active_days_sql
 from liucun.analytics.params import Period
 from liucun.events.standard import PAGE_VIEW_EVENT
-from liucun.warehouse.queries import persons_sql
+from liucun.warehouse.queries import event_person, event_person_join
 from liucun.warehouse.store import EventStore
 
 # Events that are bookkeeping of the app's life, not features anyone uses.
@@ -40,11 +40,11 @@ def features(
     skip = ", ".join(d.quote(e) for e in NOT_FEATURES)
     sql = f"""
     WITH ev AS (
-        SELECT coalesce(ps.user_id, e.distinct_id) AS person_id, {p} AS period,
+        SELECT {event_person()} AS person_id, {p} AS period,
                CASE WHEN e.event = {d.param("page_view")} THEN 'page' ELSE 'event' END AS kind,
                CASE WHEN e.event = {d.param("page_view")} THEN e.page ELSE e.event END AS feature
         FROM events e
-        LEFT JOIN ({persons_sql(d, d.param("app"))}) ps ON ps.anonymous_id = e.distinct_id
+        {event_person_join(d, d.param("app"))}
         WHERE e.app_id = {d.param("app")}
           AND (e.event NOT IN ({skip}) OR (e.event = {d.param("page_view")} AND e.page IS NOT NULL))
           AND {day} BETWEEN {d.param("first")} AND {d.param("last")}

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from liucun.analytics.activity_source import Scope
 from liucun.analytics.params import FunnelOrder, StepSpec, parse_step
-from liucun.warehouse.queries import persons_sql
+from liucun.warehouse.queries import event_person, event_person_join
 from liucun.warehouse.store import EventStore
 
 # Columns a funnel may be broken down by; `properties.KEY` reads the event's JSON properties.
@@ -102,17 +102,16 @@ def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> st
     only_steps = "" if every_event else f"AND e.event IN ({names})"
     # strict order needs each event's place in the person's sequence; the others do not
     rn = (
-        "row_number() OVER (PARTITION BY coalesce(p.user_id, e.distinct_id) "
-        "ORDER BY e.ts, e.event_id)"
+        f"row_number() OVER (PARTITION BY {event_person()} ORDER BY e.ts, e.event_id)"
         if every_event
         else "0"
     )
     return f"""
-    SELECT coalesce(p.user_id, e.distinct_id) AS person_id, {d.epoch_us("e.ts")} AS us,
+    SELECT {event_person()} AS person_id, {d.epoch_us("e.ts")} AS us,
            e.event, {_breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn,
            {_step_matches(store, q)}
     FROM events e
-    LEFT JOIN ({persons_sql(d, d.param("app"))}) p ON p.anonymous_id = e.distinct_id
+    {event_person_join(d, d.param("app"))}
     WHERE e.app_id = {d.param("app")} {only_steps}
       AND e.ts >= {d.param("ts_first")} AND e.ts < {d.param("ts_end")}
     """
@@ -130,65 +129,100 @@ def _next_time(step: int, strictly_after: bool) -> str:
 
 
 def _ordered_sql(store: EventStore, q: FunnelQuery) -> str:
-    """Attempts from each first-step event; each later step is the earliest event of that step
-    at or after the previous step (an as-of join), within the window of the first step.
+    """f0, f1, …: the attempts that reached each step. An attempt starts at a first-step
+    event; each later step is the earliest event of that step at or after the previous step
+    (an as-of join), within the window of the first step.
 
-    (Window functions carrying each row's next event of every step gave the same answers
-    1.5× slower on DuckDB: bench/analytics.py.)
+    From the third step on, a step's join reads only the persons who did its event at all,
+    so a rare late step (a payment) costs little however common the first ones are. The
+    second step's join reads every first-step event: there the filter cost more than it saved
+    (a fifth of the funnel on bench/analytics.py), as the second step of a key path is
+    common. (Window functions carrying each row's next event of every step gave the same
+    answers 1.5× slower on DuckDB.)
     """
     limit = q.window_seconds * 1_000_000
-    first = "SELECT person_id, bd, us AS t0 FROM e WHERE m0 = 1"
-    ctes = [f"f0 AS ({first})"]
+    ctes = ["f0 AS (SELECT person_id, bd, us AS t0 FROM e WHERE m0 = 1)"]
     for k in range(1, len(q.steps)):
         kept = ", ".join(f"f.t{j}" for j in range(k))
         # a step may share the previous step's time, unless it repeats an earlier step's
         # event, which must then be a later event
         cmp = ">" if q.repeats(k) else ">="
         ctes.append(
-            f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
-            f"CASE WHEN f.t{k - 1} IS NOT NULL AND x.us <= f.t0 + {limit} THEN x.us END AS t{k} "
-            f"FROM f{k - 1} f ASOF LEFT JOIN (SELECT person_id, us FROM e WHERE m{k} = 1) x "
-            f"ON x.person_id = f.person_id AND x.us {cmp} f.t{k - 1})"
+            f"f{k} AS (SELECT f.person_id, {kept}, x.us AS t{k} "
+            f"FROM (SELECT * FROM f{k - 1}{_doers(k) if k > 1 else ''}) f "
+            f"ASOF JOIN (SELECT person_id, us FROM e WHERE m{k} = 1) x "
+            f"ON x.person_id = f.person_id AND x.us {cmp} f.t{k - 1} "
+            f"WHERE x.us <= f.t0 + {limit})"
         )
     return ",\n".join(ctes)
+
+
+def _doers(k: int) -> str:
+    return f" WHERE person_id IN (SELECT person_id FROM e WHERE m{k} = 1)"
 
 
 def _strict_sql(store: EventStore, q: FunnelQuery) -> str:
-    """Attempts from each first-step event; each later step must be the person's very next
-    event (of any kind), within the window of the first step."""
+    """f0, f1, …: the attempts that reached each step, where each later step must be the
+    person's very next event (of any kind), within the window of the first step."""
     ctes = ["f0 AS (SELECT person_id, bd, us AS t0, rn AS rn0 FROM e WHERE m0 = 1)"]
     for k in range(1, len(q.steps)):
         kept = ", ".join(f"f.t{j}, f.rn{j}" for j in range(k))
-        within = f"x.us <= f.t0 + {q.window_seconds * 1_000_000}"
         ctes.append(
-            f"f{k} AS (SELECT f.person_id, f.bd, {kept}, "
-            f"CASE WHEN {within} THEN x.us END AS t{k}, CASE WHEN {within} THEN x.rn END AS rn{k} "
-            f"FROM f{k - 1} f LEFT JOIN e x ON x.person_id = f.person_id "
-            f"AND x.rn = f.rn{k - 1} + 1 AND x.m{k} = 1)"
+            f"f{k} AS (SELECT f.person_id, {kept}, x.us AS t{k}, x.rn AS rn{k} "
+            f"FROM f{k - 1} f JOIN e x ON x.person_id = f.person_id "
+            f"AND x.rn = f.rn{k - 1} + 1 AND x.m{k} = 1 "
+            f"WHERE x.us <= f.t0 + {q.window_seconds * 1_000_000})"
         )
     return ",\n".join(ctes)
 
 
-def _attempts_sql(q: FunnelQuery) -> str:
-    """One row per attempt: its step times (µs) and its reach, the steps it got past the first."""
+def _furthest_sql(store: EventStore, q: FunnelQuery) -> str:
+    """Per person and step k, from the attempts that reached k: the person's breakdown value
+    (g0) or the step gaps of the latest of those attempts (g1, g2, …), then one row per person
+    with reach (the last step with a g row) and the gaps of the latest attempt at that reach."""
+    d = store.dialect
     n = len(q.steps)
-    reach = " + ".join(f"CASE WHEN t{k} IS NOT NULL THEN 1 ELSE 0 END" for k in range(1, n))
-    times = ", ".join(f"t{k}" for k in range(n))
-    return f"attempts AS (SELECT person_id, bd, {times}, {reach} AS reach FROM f{n - 1})"
+    latest = "(t0, rn0)" if q.order == FunnelOrder.strict else "t0"
+    # without a breakdown `bd` is null throughout: no need to find the first one
+    first_bd = d.first_by_with_nulls("bd", "t0") if q.breakdown else "max(bd)"
+    ctes = [f"g0 AS (SELECT person_id, {first_bd} AS bd FROM f0 GROUP BY person_id)"]
+    for k in range(1, n):
+        gaps = ", ".join(
+            f"{d.last_by(f't{j} - t{j - 1}', latest)} AS gap{j}" for j in range(1, k + 1)
+        )
+        ctes.append(f"g{k} AS (SELECT person_id, {gaps} FROM f{k} GROUP BY person_id)")
+    joins = " ".join(f"LEFT JOIN g{k} ON g{k}.person_id = g0.person_id" for k in range(1, n))
+    reach = " + ".join(
+        f"CASE WHEN g{k}.person_id IS NOT NULL THEN 1 ELSE 0 END" for k in range(1, n)
+    )
+    # the furthest attempt's gap of step j: from the highest stage that has one
+    furthest = "".join(
+        ", coalesce(" + ", ".join(f"g{k}.gap{j}" for k in range(n - 1, j - 1, -1)) + f") AS gap{j}"
+        for j in range(1, n)
+    )
+    ctes.append(
+        "best AS (SELECT g0.person_id, g0.bd AS first_bd, "
+        f"{reach or '0'} AS reach{furthest} FROM g0 {joins})"
+    )
+    return ",\n".join(ctes)
 
 
 def _any_order_sql(store: EventStore, q: FunnelQuery) -> str:
     """Attempts from every step event: the steps done within the window starting there; its
-    reach is that count less one (the last step reached is the count). No step times."""
+    reach is that count less one (the last step reached is the count). Per person the
+    furthest attempt, the breakdown value of the first one, and no step times."""
+    d = store.dialect
     n = len(q.steps)
     limit = q.window_seconds * 1_000_000
     found = " + ".join(
         f"CASE WHEN {_next_time(k, False)} <= us + {limit} THEN 1 ELSE 0 END" for k in range(n)
     )
-    nulls = ", ".join(f"CASE WHEN 1 = 0 THEN us END AS t{k}" for k in range(n))
+    nulls = "".join(f", max(CASE WHEN 1 = 0 THEN us END) AS gap{k}" for k in range(1, n))
     return (
-        f"attempts AS (SELECT person_id, bd, us AS t0_anchor, {nulls}, {found} - 1 AS reach "
-        f"FROM e WHERE {' + '.join(f'm{k}' for k in range(n))} > 0)"
+        f"attempts AS (SELECT person_id, bd, us, {found} - 1 AS reach "
+        f"FROM e WHERE {' + '.join(f'm{k}' for k in range(n))} > 0),\n"
+        f"best AS (SELECT person_id, {d.first_by_with_nulls('bd', 'us')} AS first_bd, "
+        f"max(reach) AS reach{nulls} FROM attempts GROUP BY person_id)"
     )
 
 
@@ -206,31 +240,18 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
         body = _any_order_sql(store, q)
     else:
         chain = _strict_sql(store, q) if q.order == FunnelOrder.strict else _ordered_sql(store, q)
-        body = f"{chain},\n{_attempts_sql(q)}"
-    order_start = "t0_anchor" if q.order == FunnelOrder.any else "t0"
-    ranked = f"""
-    best AS (
-        SELECT * FROM (
-            SELECT attempts.*, row_number() OVER (
-                PARTITION BY person_id ORDER BY reach DESC, {order_start} DESC
-            ) AS pick,
-            {d.first_by_with_nulls("bd", order_start)} OVER (PARTITION BY person_id) AS first_bd
-            FROM attempts
-        ) r WHERE pick = 1
-    )"""
+        body = f"{chain},\n{_furthest_sql(store, q)}"
     columns = ["count(*) AS p0"]
     for k in range(1, n):
-        secs = f"(t{k} - t{k - 1}) / 1000000.0"
-        reached = f"reach >= {k}"
+        secs = f"gap{k} / 1000000.0"
         columns += [
-            f"sum(CASE WHEN {reached} THEN 1 ELSE 0 END) AS p{k}",
-            f"avg(CASE WHEN {reached} THEN {secs} END) AS mean{k}",
-            f"{d.median(f'CASE WHEN {reached} THEN {secs} END')} AS median{k}",
+            f"sum(CASE WHEN reach >= {k} THEN 1 ELSE 0 END) AS p{k}",
+            f"avg({secs}) AS mean{k}",
+            f"{d.median(secs)} AS median{k}",
         ]
     sql = f"""
     WITH e AS {d.materialized} ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
-    {body},
-    {ranked}
+    {body}
     SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd ORDER BY p0 DESC
     """
     ts_first, ts_end = utc_bounds(scope)

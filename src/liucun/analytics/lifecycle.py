@@ -57,14 +57,14 @@ def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> li
         FROM ({person_days_sql(d, d.param("app"))}) pd GROUP BY person_id
     ),
     created AS (
-        SELECT user_id, min({created}) AS created_day FROM user_created
-        WHERE app_id = {d.param("app")} GROUP BY user_id
+        SELECT user_key, min({created}) AS created_day FROM user_created
+        WHERE app_id = {d.param("app")} GROUP BY user_key
     ),
     born AS (
         SELECT seen.person_id,
                {d.period_start("coalesce(created.created_day, seen.first_day)", period, sunday)}
                    AS born
-        FROM seen LEFT JOIN created ON created.user_id = seen.person_id
+        FROM seen LEFT JOIN created ON created.user_key = seen.person_id
     ),
     seq AS (
         SELECT a.person_id, a.p, born.born,

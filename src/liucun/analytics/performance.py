@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from liucun.analytics.activity_source import Scope, active_days_sql
 from liucun.analytics.funnel import utc_bounds
-from liucun.warehouse.queries import persons_sql
+from liucun.warehouse.queries import event_person, event_person_join
 from liucun.warehouse.store import EventStore
 
 # The seeds' first-screen target: at most 2 s.
@@ -103,13 +103,13 @@ def load_and_return(store: EventStore, scope: Scope) -> list[LoadAndReturn]:
     bucket = f"least(CAST(floor(l.load_ms / 1000.0) AS BIGINT), {BUCKETS})"
     sql = f"""
     WITH l AS (
-        SELECT coalesce(p.user_id, e.distinct_id) AS person_id, {day} AS day,
+        SELECT {event_person()} AS person_id, {day} AS day,
                avg(e.load_ms) AS load_ms
         FROM events e
-        LEFT JOIN ({persons_sql(d, d.param("app"))}) p ON p.anonymous_id = e.distinct_id
+        {event_person_join(d, d.param("app"))}
         WHERE e.app_id = {d.param("app")} AND e.load_ms IS NOT NULL AND e.load_ms >= 0
           AND {day} BETWEEN {d.param("first")} AND {d.param("last_counted")}
-        GROUP BY coalesce(p.user_id, e.distinct_id), {day}
+        GROUP BY {event_person()}, {day}
     ),
     v AS (SELECT person_id, day FROM ({active_days_sql(store, scope.timezone, "visit", "v")}) a),
     r AS (

@@ -36,23 +36,23 @@ class RetentionQuery:
     cumulative: bool = False
 
 
-def _cohorts_sql(store: EventStore, scope: Scope, q: RetentionQuery) -> str:
+def _cohorts_sql(store: EventStore, scope: Scope, q: RetentionQuery, starts: str) -> str:
+    """(person_id, cohort) from `starts`, a relation of (person_id, day) start events."""
     d = store.dialect
     sunday = scope.week_starts_sunday
-    starts = active_days_sql(store, scope.timezone, q.start_event, "start_event")
     if q.type == RetentionType.first_time:
         # the period of each person's first start event ever, not only within the range; a
         # first event after the range's last day is not known yet, as in recurring retention
         first = d.period_start("min(day)", q.period, sunday)
         return f"""
         SELECT person_id, cohort FROM (
-            SELECT person_id, {first} AS cohort FROM ({starts}) s GROUP BY person_id
+            SELECT person_id, {first} AS cohort FROM {starts} s GROUP BY person_id
             HAVING min(day) <= {d.param("last")}
         ) f WHERE cohort >= {d.param("cohort_first")}
         """
     return f"""
     SELECT DISTINCT person_id, {d.period_start("day", q.period, sunday)} AS cohort
-    FROM ({starts}) s
+    FROM {starts} s
     WHERE day BETWEEN {d.param("cohort_first")} AND {d.param("last")}
     """
 
@@ -68,13 +68,20 @@ def retention(store: EventStore, scope: Scope, q: RetentionQuery) -> list[Cohort
     d = store.dialect
     sunday = scope.week_starts_sunday
     cohort_starts = period_starts(scope.first_day, scope.last_day, q.period, sunday)
-    returns = active_days_sql(store, scope.timezone, q.return_event, "return_event")
+    starts = active_days_sql(store, scope.timezone, q.start_event, "start_event")
+    # one pass over the person-days when the start and return events are the same
+    returns = (
+        "s"
+        if q.return_event == q.start_event
+        else f"({active_days_sql(store, scope.timezone, q.return_event, 'return_event')})"
+    )
     interval = d.periods_between("c.cohort", "r.period", q.period)
     sql = f"""
-    WITH c AS ({_cohorts_sql(store, scope, q)}),
+    WITH s AS {d.materialized} ({starts}),
+    c AS ({_cohorts_sql(store, scope, q, "s")}),
     r AS (
         SELECT DISTINCT person_id, {d.period_start("day", q.period, sunday)} AS period
-        FROM ({returns}) t
+        FROM {returns} t
         WHERE day BETWEEN {d.param("cohort_first")} AND {d.param("last")}
     ),
     back AS (

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from liucun.warehouse.dedup import HashIndex, first_occurrences
 from liucun.warehouse.dialects import DuckDBDialect
+from liucun.warehouse.person_keys import id_keys
 from liucun.warehouse.rollup import (
     IDENTITIES_DDL,
     USER_CREATED_DDL,
@@ -22,7 +23,7 @@ from liucun.warehouse.rollup import (
     identity_links,
     rollup_partials,
 )
-from liucun.warehouse.schema import EVENT_COLUMN_NAMES, EVENT_COLUMNS
+from liucun.warehouse.schema import EVENT_COLUMN_NAMES, STORED_EVENT_COLUMNS
 from liucun.warehouse.store import StoreBusyError
 
 # DuckDB folds its write-ahead log into the table file (a checkpoint) once the log passes this
@@ -33,6 +34,15 @@ from liucun.warehouse.store import StoreBusyError
 CHECKPOINT_THRESHOLD = "256MB"
 
 EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
+
+# (table, key column, id column): the person keys each table keeps (`person_keys`)
+PERSON_KEY_COLUMNS = (
+    ("events", "distinct_key", "distinct_id"),
+    ("user_days", "distinct_key", "distinct_id"),
+    ("identities", "anonymous_key", "anonymous_id"),
+    ("identities", "user_key", "user_id"),
+    ("user_created", "user_key", "user_id"),
+)
 
 
 def _keys(table: pa.Table, rows: np.ndarray) -> list[tuple[str, str]]:
@@ -65,23 +75,58 @@ class DuckDBEventStore:
         # Results and casts of TIMESTAMPTZ use the session zone; ours is always UTC.
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        # a library draws nothing on its caller's terminal (DuckDB would, for long queries)
+        self._con.execute("SET enable_progress_bar = false")
         # DuckDB 2.0.0's common-subplan optimizer returns no rows for a join of two aggregates
         # over one subquery (the person-days of lifecycle and first-time retention); the
         # reference tests in tests/test_analytics_reference.py catch it if it comes back.
-        self._con.execute("SET disabled_optimizers = 'common_subplan'")
+        # Its CTE filter pusher pushes the OR of every reader's filter into a materialized CTE,
+        # evaluating the funnel's step expressions twice: 15% of a funnel (bench/analytics.py).
+        self._con.execute("SET disabled_optimizers = 'common_subplan,cte_filter_pusher'")
         self._write_lock = threading.Lock()
         if not read_only:
             self._create_tables()
+            self._add_person_keys()
         hashes = self._con.execute("SELECT event_hash FROM events").fetchnumpy()["event_hash"]
         self._index = HashIndex(np.asarray(hashes, dtype=np.int64))
 
     def _create_tables(self) -> None:
-        columns = ",\n".join(f"{c.name} {self.dialect.column_type(c)}" for c in EVENT_COLUMNS)
+        columns = ",\n".join(
+            f"{c.name} {self.dialect.column_type(c)}" for c in STORED_EVENT_COLUMNS
+        )
         types = {"string": "VARCHAR", "decimal": "DECIMAL(18, 2)", "timestamp": "TIMESTAMPTZ"}
         self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({columns})")
         self._con.execute(USER_DAYS_DDL.format(**types))
         self._con.execute(IDENTITIES_DDL.format(**types))
         self._con.execute(USER_CREATED_DDL.format(**types))
+
+    def _add_person_keys(self) -> None:
+        """Give the tables of a store written before person keys existed their key columns."""
+        con = self._con
+        for table, key, source in PERSON_KEY_COLUMNS:
+            present = con.execute(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = $t AND column_name = $c",
+                {"t": table, "c": key},
+            ).fetchall()
+            if present[0][0]:
+                continue
+            ids = con.sql(f"SELECT DISTINCT {source} AS id FROM {table}").to_arrow_table()
+            con.register("person_key_map", pa.table({"id": ids["id"], "k": id_keys(ids["id"])}))
+            try:
+                con.execute(
+                    f"BEGIN TRANSACTION; ALTER TABLE {table} ADD COLUMN {key} BIGINT; "
+                    f"UPDATE {table} SET {key} = m.k FROM person_key_map m "
+                    f"WHERE m.id = {table}.{source}; COMMIT"
+                )
+                # DuckDB cannot add the constraint in the transaction that filled the column
+                con.execute(f"ALTER TABLE {table} ALTER COLUMN {key} SET NOT NULL")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("person_key_map")
 
     def _confirmed_duplicates(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> np.ndarray:
         """True for rows whose (app_id, event_id) is stored already, or is in an earlier row.
@@ -119,14 +164,20 @@ class DuckDBEventStore:
                 return new
             rollup = rollup_partials(fresh, timezones)
             links = identity_links(fresh)
-            con.register("new_events", fresh)
+            keyed = fresh.append_column("distinct_key", id_keys(fresh.column("distinct_id")))
+            con.register("new_events", keyed)
             con.register("new_rollup", rollup)
             con.register("new_links", links)
             statements = [
                 "BEGIN TRANSACTION",
-                "INSERT INTO events SELECT * FROM new_events",
-                "INSERT INTO user_days SELECT * FROM new_rollup",
-                *(["INSERT INTO identities SELECT * FROM new_links"] if links.num_rows else []),
+                # by name: a store given its key columns later has them last
+                "INSERT INTO events BY NAME SELECT * FROM new_events",
+                "INSERT INTO user_days BY NAME SELECT * FROM new_rollup",
+                *(
+                    ["INSERT INTO identities BY NAME SELECT * FROM new_links"]
+                    if links.num_rows
+                    else []
+                ),
                 "COMMIT",
             ]
             try:
@@ -147,12 +198,15 @@ class DuckDBEventStore:
         """Record users' creation times (user_id, created_at); the earliest of a user wins."""
         if users.num_rows == 0:
             return
-        rows = users.append_column("app_id", pa.array([app_id] * users.num_rows, pa.string()))
+        rows = users.append_column(
+            "app_id", pa.array([app_id] * users.num_rows, pa.string())
+        ).append_column("user_key", id_keys(users.column("user_id")))
         with self._write_lock:
             self._con.register("new_users", rows)
             try:
                 self._con.execute(
-                    "INSERT INTO user_created SELECT app_id, user_id, created_at FROM new_users"
+                    "INSERT INTO user_created BY NAME "
+                    "SELECT app_id, user_id, created_at, user_key FROM new_users"
                 )
             finally:
                 self._con.unregister("new_users")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, VISIT_EVENT
+from liucun.warehouse.person_keys import id_keys
 from liucun.warehouse.schema import AMOUNT_TYPE, TS_TYPE
 
 USER_DAYS_DDL = """
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS user_days (
     amount {decimal} NOT NULL,
     duration_ms BIGINT NOT NULL,
     first_ts {timestamp} NOT NULL,
-    last_ts {timestamp} NOT NULL
+    last_ts {timestamp} NOT NULL,
+    distinct_key BIGINT NOT NULL
 )"""
 
 IDENTITIES_DDL = """
@@ -37,17 +39,20 @@ CREATE TABLE IF NOT EXISTS identities (
     app_id {string} NOT NULL,
     anonymous_id {string} NOT NULL,
     user_id {string} NOT NULL,
-    ts {timestamp} NOT NULL
+    ts {timestamp} NOT NULL,
+    anonymous_key BIGINT NOT NULL,
+    user_key BIGINT NOT NULL
 )"""
 
 USER_CREATED_DDL = """
 CREATE TABLE IF NOT EXISTS user_created (
     app_id {string} NOT NULL,
     user_id {string} NOT NULL,
-    created_at {timestamp} NOT NULL
+    created_at {timestamp} NOT NULL,
+    user_key BIGINT NOT NULL
 )"""
 
-IDENTITY_SCHEMA = pa.schema(
+_LINK_SCHEMA = pa.schema(
     [
         ("app_id", pa.string()),
         ("anonymous_id", pa.string()),
@@ -70,6 +75,7 @@ ROLLUP_SCHEMA = pa.schema(
         ("duration_ms", pa.int64()),
         ("first_ts", TS_TYPE),
         ("last_ts", TS_TYPE),
+        ("distinct_key", pa.int64()),
     ]
 )
 _ZERO_AMOUNT = pa.scalar(0, AMOUNT_TYPE)
@@ -106,7 +112,8 @@ def _app_partials(events: pa.Table, timezone: str) -> pa.Table:
     return pa.Table.from_arrays(
         [grouped.column(c) for c in ("app_id", "distinct_id", "day", "visits_count")]
         + [grouped.column(f"{c}_sum") for c, _ in sums]
-        + [grouped.column("ts_min"), grouped.column("ts_max")],
+        + [grouped.column("ts_min"), grouped.column("ts_max")]
+        + [id_keys(grouped.column("distinct_id"))],
         schema=ROLLUP_SCHEMA,
     )
 
@@ -130,7 +137,8 @@ def rollup_partials(events: pa.Table, timezones: Mapping[str, str]) -> pa.Table:
 
 
 def identity_links(events: pa.Table) -> pa.Table:
-    """(app_id, anonymous_id, user_id, ts) for each `identify` and `alias` event in `events`.
+    """(app_id, anonymous_id, user_id, ts, anonymous_key, user_key) for each `identify` and
+    `alias` event in `events` (the keys: `person_keys`).
 
     `identify` links the event's anonymous id to its user id; `alias` links
     `properties.alias` to the user id. When one anonymous id is linked to several users, the
@@ -150,7 +158,7 @@ def identity_links(events: pa.Table) -> pa.Table:
                     identify.column("user_id"),
                     identify.column("ts"),
                 ],
-                schema=IDENTITY_SCHEMA,
+                schema=_LINK_SCHEMA,
             ),
             pa.table(
                 [
@@ -159,8 +167,11 @@ def identity_links(events: pa.Table) -> pa.Table:
                     alias.column("user_id"),
                     alias.column("ts"),
                 ],
-                schema=IDENTITY_SCHEMA,
+                schema=_LINK_SCHEMA,
             ),
         ]
     )
-    return links.filter(pc.is_valid(links.column("anonymous_id")))
+    links = links.filter(pc.is_valid(links.column("anonymous_id")))
+    return links.append_column(
+        "anonymous_key", id_keys(links.column("anonymous_id"))
+    ).append_column("user_key", id_keys(links.column("user_id")))

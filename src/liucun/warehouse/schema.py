@@ -54,3 +54,8 @@ EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
 EVENT_ARROW_SCHEMA = pa.schema(
     [pa.field(c.name, c.arrow, nullable=c.nullable) for c in EVENT_COLUMNS]
 )
+
+# The person key the store derives from `distinct_id` (`person_keys`): stored beside the event
+# columns, never sent or exported.
+DISTINCT_KEY = Column("distinct_key", pa.int64(), "int", nullable=False)
+STORED_EVENT_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, DISTINCT_KEY)

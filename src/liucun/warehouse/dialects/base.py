@@ -30,6 +30,11 @@ class Dialect(ABC):
         """The aggregate: `value` of the row with the smallest `order`."""
 
     @abstractmethod
+    def last_by(self, value: str, order: str) -> str:
+        """The aggregate: `value` of the row with the largest `order` (a tuple `(a, b)` orders
+        by a, then b)."""
+
+    @abstractmethod
     def first_by_with_nulls(self, value: str, order: str) -> str:
         """Like `first_by`, but a null `value` on the first row is the answer, not skipped."""
 

@@ -30,6 +30,9 @@ class DuckDBDialect(Dialect):
     def first_by(self, value: str, order: str) -> str:
         return f"arg_min({value}, {order})"
 
+    def last_by(self, value: str, order: str) -> str:
+        return f"arg_max({value}, {order})"
+
     def first_by_with_nulls(self, value: str, order: str) -> str:
         return f"arg_min_null({value}, {order})"
 

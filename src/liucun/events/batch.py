@@ -29,7 +29,8 @@ from liucun.events.model import (
 )
 from liucun.events.standard import STANDARD_EVENTS
 from liucun.warehouse.dedup import event_hashes, first_occurrences
-from liucun.warehouse.schema import EVENT_ARROW_SCHEMA, TS_TYPE
+from liucun.warehouse.person_keys import id_keys
+from liucun.warehouse.schema import EVENT_ARROW_SCHEMA, STORED_EVENT_ARROW_SCHEMA, TS_TYPE
 
 _EVENTS = TypeAdapter(list[EventIn])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -269,15 +270,18 @@ def validate_events(
     return for_app(check_events(raw, received_at, sent_at), app_id, index_offset)
 
 
+# ingest derives the person keys too, in the worker processes, off the writer's path
 _CHECKED_SCHEMA = pa.schema(
-    [f for f in EVENT_ARROW_SCHEMA if f.name not in ("app_id", "event_hash")]
+    [f for f in STORED_EVENT_ARROW_SCHEMA if f.name not in ("app_id", "event_hash")]
 )
 
 
 def _checked_table(wire: pa.Table, times: np.ndarray, received_at: datetime) -> pa.Table:
     n = wire.num_rows
+    distinct_id = pc.coalesce(wire.column("user_id"), wire.column("anonymous_id"))
     derived = {
-        "distinct_id": pc.coalesce(wire.column("user_id"), wire.column("anonymous_id")),
+        "distinct_id": distinct_id,
+        "distinct_key": id_keys(distinct_id),
         "ts": pa.array(times).cast(TS_TYPE),
         "received_at": pa.array(np.full(n, _micros(received_at))).cast(TS_TYPE),
     }
@@ -294,6 +298,7 @@ def _with_app(checked: pa.Table, app_id: str) -> pa.Table:
         "event_hash": pa.array(event_hashes(app_id, uuid_bytes)),
     }
     columns = [
-        derived[f.name] if f.name in derived else checked.column(f.name) for f in EVENT_ARROW_SCHEMA
+        derived[f.name] if f.name in derived else checked.column(f.name)
+        for f in STORED_EVENT_ARROW_SCHEMA
     ]
-    return pa.Table.from_arrays(columns, schema=EVENT_ARROW_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=STORED_EVENT_ARROW_SCHEMA)

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from liucun.warehouse.dedup import event_hashes
-from liucun.warehouse.schema import EVENT_ARROW_SCHEMA, TS_TYPE
+from liucun.warehouse.person_keys import id_keys
+from liucun.warehouse.schema import STORED_EVENT_ARROW_SCHEMA, TS_TYPE
 
 _HEX = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -35,14 +36,16 @@ def uuid_bytes(ids: pa.Array) -> bytes:
 def complete_table(wire: pa.Table, app_id: str, received_at: datetime) -> pa.Table:
     """`wire` (the event columns a client sends) as a table in the store's event schema."""
     n = wire.num_rows
+    distinct_id = pc.coalesce(wire.column("user_id"), wire.column("anonymous_id"))
     derived = {
         "app_id": pa.array([app_id] * n, pa.string()),
         "event_hash": pa.array(event_hashes(app_id, uuid_bytes(wire.column("event_id")))),
-        "distinct_id": pc.coalesce(wire.column("user_id"), wire.column("anonymous_id")),
+        "distinct_id": distinct_id,
+        "distinct_key": id_keys(distinct_id),
         "received_at": pa.array([received_at] * n, TS_TYPE),
     }
     columns = [
         derived[f.name] if f.name in derived else wire.column(f.name).cast(f.type)
-        for f in EVENT_ARROW_SCHEMA
+        for f in STORED_EVENT_ARROW_SCHEMA
     ]
-    return pa.Table.from_arrays(columns, schema=EVENT_ARROW_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=STORED_EVENT_ARROW_SCHEMA)

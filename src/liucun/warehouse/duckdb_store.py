@@ -22,6 +22,7 @@ from liucun.warehouse.rollup import (
     USER_DAYS_DDL,
     identity_links,
     rollup_partials,
+    with_person_keys,
 )
 from liucun.warehouse.schema import EVENT_COLUMN_NAMES, STORED_EVENT_COLUMNS
 from liucun.warehouse.store import StoreBusyError
@@ -162,9 +163,9 @@ class DuckDBEventStore:
             fresh = table.filter(pa.array(new)) if not new.all() else table
             if fresh.num_rows == 0:
                 return new
-            rollup = rollup_partials(fresh, timezones)
+            keyed = fresh if "distinct_key" in fresh.column_names else with_person_keys(fresh)
+            rollup = rollup_partials(keyed, timezones)
             links = identity_links(fresh)
-            keyed = fresh.append_column("distinct_key", id_keys(fresh.column("distinct_id")))
             con.register("new_events", keyed)
             con.register("new_rollup", rollup)
             con.register("new_links", links)

@@ -96,6 +96,7 @@ def _app_partials(events: pa.Table, timezone: str) -> pa.Table:
         {
             "app_id": events.column("app_id"),
             "distinct_id": events.column("distinct_id"),
+            "distinct_key": events.column("distinct_key"),
             "day": _local_days(events.column("ts"), timezone),
             "visits": pc.cast(pc.equal(kind, VISIT_EVENT), pa.int64()),
             "page_views": pc.cast(pc.equal(kind, PAGE_VIEW_EVENT), pa.int64()),
@@ -106,20 +107,24 @@ def _app_partials(events: pa.Table, timezone: str) -> pa.Table:
         }
     )
     sums = [(c, "sum") for c in ("visits", "page_views", "orders", "amount", "duration_ms")]
-    grouped = parts.group_by(["app_id", "distinct_id", "day"], use_threads=False).aggregate(
-        [("visits", "count"), *sums, ("ts", "min"), ("ts", "max")]
+    # grouped by the key, the id's stand-in (8 bytes instead of a string: a faster hash)
+    keys = ["app_id", "distinct_key", "day"]
+    grouped = parts.group_by(keys, use_threads=False).aggregate(
+        [("distinct_id", "first"), ("visits", "count"), *sums, ("ts", "min"), ("ts", "max")]
     )
     return pa.Table.from_arrays(
-        [grouped.column(c) for c in ("app_id", "distinct_id", "day", "visits_count")]
+        [grouped.column(c) for c in ("app_id", "distinct_id_first", "day", "visits_count")]
         + [grouped.column(f"{c}_sum") for c, _ in sums]
         + [grouped.column("ts_min"), grouped.column("ts_max")]
-        + [id_keys(grouped.column("distinct_id"))],
+        + [grouped.column("distinct_key")],
         schema=ROLLUP_SCHEMA,
     )
 
 
 def rollup_partials(events: pa.Table, timezones: Mapping[str, str]) -> pa.Table:
     """The rollup rows of newly stored `events`: one per (app, distinct id, app-local day).
+
+    `events` carry their person keys (`with_person_keys`).
 
     `timezones` maps each app id to its time zone: a day is the app's calendar day.
     Definitions: `events` counts all events, `visits` counts `app_open`, `page_views` counts
@@ -134,6 +139,11 @@ def rollup_partials(events: pa.Table, timezones: Mapping[str, str]) -> pa.Table:
         for app in apps
     ]
     return pa.concat_tables(tables)
+
+
+def with_person_keys(events: pa.Table) -> pa.Table:
+    """`events` (event columns) with the `distinct_key` column a store keeps beside them."""
+    return events.append_column("distinct_key", id_keys(events.column("distinct_id")))
 
 
 def identity_links(events: pa.Table) -> pa.Table:

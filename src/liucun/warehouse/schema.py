@@ -59,3 +59,6 @@ EVENT_ARROW_SCHEMA = pa.schema(
 # columns, never sent or exported.
 DISTINCT_KEY = Column("distinct_key", pa.int64(), "int", nullable=False)
 STORED_EVENT_COLUMNS: tuple[Column, ...] = (*EVENT_COLUMNS, DISTINCT_KEY)
+STORED_EVENT_ARROW_SCHEMA = EVENT_ARROW_SCHEMA.append(
+    pa.field(DISTINCT_KEY.name, DISTINCT_KEY.arrow, nullable=False)
+)

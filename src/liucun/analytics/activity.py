@@ -68,7 +68,7 @@ def _rolling_and_monthly_sql(store: EventStore, scope: Scope, event: str) -> str
     return f"""
     WITH a AS {d.materialized} (
         SELECT person_id, day,
-               lead(day) OVER (PARTITION BY person_id ORDER BY day) AS next_day
+               lead({d.nullable("day")}) OVER (PARTITION BY person_id ORDER BY day) AS next_day
         FROM ({active_days_sql(store, scope.timezone, event, "event")}) t
         WHERE day BETWEEN {since} AND {d.param("last")}
     ),

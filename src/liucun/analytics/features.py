@@ -64,7 +64,8 @@ def features(
         WHERE day BETWEEN {d.param("first")} AND {d.param("last")}
         GROUP BY {d.period_start("day", period, sunday)}
     )
-    SELECT u.period, u.kind, u.feature, u.uses, u.users, coalesce(a.active_users, 0) AS active
+    SELECT u.period AS period, u.kind AS kind, u.feature AS feature, u.uses AS uses,
+           u.users AS users, coalesce(a.active_users, 0) AS active
     FROM uses u JOIN top t ON t.kind = u.kind AND t.feature = u.feature
     LEFT JOIN active a ON a.period = u.period
     ORDER BY u.period, u.uses DESC, u.kind, u.feature

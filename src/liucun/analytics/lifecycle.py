@@ -68,8 +68,8 @@ def lifecycle(store: EventStore, scope: Scope, event: str, period: Period) -> li
     ),
     seq AS (
         SELECT a.person_id, a.p, born.born,
-               lag(a.p) OVER (PARTITION BY a.person_id ORDER BY a.p) AS prev_p,
-               lead(a.p) OVER (PARTITION BY a.person_id ORDER BY a.p) AS next_p
+               lag({d.nullable("a.p")}) OVER (PARTITION BY a.person_id ORDER BY a.p) AS prev_p,
+               lead({d.nullable("a.p")}) OVER (PARTITION BY a.person_id ORDER BY a.p) AS next_p
         FROM a JOIN born ON born.person_id = a.person_id
     )
     SELECT p,

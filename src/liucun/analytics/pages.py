@@ -77,8 +77,16 @@ def heatmap(store: EventStore, scope: Scope, page: str, columns: int, rows: int)
     usable = "w >= 1 AND h >= 1 AND x IS NOT NULL AND y IS NOT NULL"
     # x · columns ÷ w, not x ÷ w · columns: a tap on a grid line must not fall a cell short
     # to rounding; a tap exactly on the right (bottom) edge belongs to the last cell
-    col = f"CASE WHEN x = w THEN {int(columns) - 1} ELSE floor(x * {int(columns)} / w) END"
-    row = f"CASE WHEN y = h THEN {int(rows) - 1} ELSE floor(y * {int(rows)} / h) END"
+    # off the screen is decided on the pixels: a tap a hair left of the edge (-5e-324 px)
+    # would scale to -0.0 and pass for cell 0
+    col = (
+        f"CASE WHEN x < 0 OR x > w THEN NULL WHEN x = w THEN {int(columns) - 1} "
+        f"ELSE floor(x * {int(columns)} / w) END"
+    )
+    row = (
+        f"CASE WHEN y < 0 OR y > h THEN NULL WHEN y = h THEN {int(rows) - 1} "
+        f"ELSE floor(y * {int(rows)} / h) END"
+    )
     sql = f"""
     SELECT CASE WHEN {usable} THEN CAST({col} AS BIGINT) END AS col,
            CASE WHEN {usable} THEN CAST({row} AS BIGINT) END AS row,

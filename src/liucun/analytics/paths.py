@@ -50,7 +50,7 @@ def _views_sql(store: EventStore) -> str:
     return f"""
     raw AS (
         SELECT distinct_id, session_id, page, {us} AS us,
-               {us} - lag({us}) OVER (
+               {us} - lag({d.nullable(us)}) OVER (
                    PARTITION BY distinct_id, session_id IS NULL ORDER BY ts
                ) AS since
         FROM events
@@ -72,8 +72,8 @@ def _views_sql(store: EventStore) -> str:
     ),
     steps AS (
         SELECT session, page, us,
-               lag(page) OVER (PARTITION BY session ORDER BY us) AS previous,
-               lead(page) OVER (PARTITION BY session ORDER BY us) AS following
+               lag({d.nullable("page")}) OVER (PARTITION BY session ORDER BY us) AS previous,
+               lead({d.nullable("page")}) OVER (PARTITION BY session ORDER BY us) AS following
         FROM views
     )"""
 

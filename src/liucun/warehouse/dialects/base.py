@@ -7,6 +7,8 @@ is a new subclass, not a change to analytics. A method a dialect cannot honour r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import ClassVar
 
 from liucun.warehouse.schema import Column
 
@@ -16,6 +18,8 @@ class Dialect(ABC):
     # the keyword that makes a CTE computed once however often it is read ("" where the
     # engine has none)
     materialized: str = ""
+    # settings every session of the engine needs for the SQL below to mean what it says
+    session_settings: ClassVar[Mapping[str, int]] = {}
 
     @abstractmethod
     def column_type(self, column: Column) -> str:
@@ -57,6 +61,11 @@ class Dialect(ABC):
     @abstractmethod
     def epoch_us(self, ts: str) -> str:
         """Microseconds since 1970-01-01 UTC of timestamp `ts`, as a 64-bit integer."""
+
+    def nullable(self, value: str) -> str:
+        """`value` as a type that holds null, so that `lead`/`lag` past the end of a window
+        partition give null (not a zero of the type)."""
+        return value
 
     def median(self, value: str) -> str:
         """The exact median of `value` over a group, nulls ignored."""

@@ -6,6 +6,9 @@ both engines against Python, case by case.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from liucun.warehouse.dialects.base import Dialect
 from liucun.warehouse.schema import Column
 
@@ -23,10 +26,20 @@ _TYPES = {
 
 class ClickHouseDialect(Dialect):
     name = "clickhouse"
+    session_settings: ClassVar[Mapping[str, int]] = {
+        # an outer join's missing side is null, not a zero of its type (SQL's meaning)
+        "join_use_nulls": 1,
+        # a column's own name wins over a SELECT alias of the same name in WHERE/GROUP BY
+        "prefer_column_name_to_alias": 1,
+    }
 
     def column_type(self, column: Column) -> str:
         base = _TYPES[column.logical]
         return base if not column.nullable else f"Nullable({base})"
+
+    def nullable(self, value: str) -> str:
+        # lead/lag of a non-nullable column give its type's zero past the partition's end
+        return f"toNullable({value})"
 
     def local_date(self, ts: str, tz: str) -> str:
         return f"toDate({ts}, {tz})"

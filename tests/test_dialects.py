@@ -178,3 +178,11 @@ def test_quote_keeps_every_character(engine: Any) -> None:
     d, run, _ = engine
     for text in ("Asia/Shanghai", "it's", "back\\slash", "引号'和\\"):
         assert one(run, d.quote(text)) == text
+
+
+def test_exact_sum_goes_past_64_bits_and_keeps_every_unit(engine: Any) -> None:
+    d, run, _ = engine
+    big = 2**62 + 1
+    table = rows([(big,), (big,), (big,), (None,), (-1,)], ["x"])
+    got = run(f"SELECT {d.exact_sum('x')} AS v FROM {table} t")[0]["v"]
+    assert int(got) == 3 * big - 1

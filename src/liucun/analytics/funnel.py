@@ -243,11 +243,11 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
         body = f"{chain},\n{_furthest_sql(store, q)}"
     columns = ["count(*) AS p0"]
     for k in range(1, n):
-        secs = f"gap{k} / 1000000.0"
         columns += [
             f"sum(CASE WHEN reach >= {k} THEN 1 ELSE 0 END) AS p{k}",
-            f"avg({secs}) AS mean{k}",
-            f"{d.median(secs)} AS median{k}",
+            f"{d.exact_sum(f'gap{k}')} AS gap_sum{k}",
+            f"count(gap{k}) AS gaps{k}",
+            f"{d.median(f'gap{k} / 1000000.0')} AS median{k}",
         ]
     sql = f"""
     WITH e AS {d.materialized} ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
@@ -277,7 +277,9 @@ def _steps(q: FunnelQuery, row: dict[str, Any]) -> list[FunnelStep]:
     for k, event in enumerate(q.steps):
         persons = int(row.get(f"p{k}") or 0)
         before = int(row.get(f"p{k - 1}") or 0) if k else persons
-        mean, median = row.get(f"mean{k}"), row.get(f"median{k}")
+        gaps, median = int(row.get(f"gaps{k}") or 0), row.get(f"median{k}")
+        # µs added up exactly, then one division: the same mean on every engine
+        mean = int(row[f"gap_sum{k}"]) / (gaps * 1_000_000) if gaps else None
         out.append(
             FunnelStep(
                 step=k + 1,
@@ -286,7 +288,7 @@ def _steps(q: FunnelQuery, row: dict[str, Any]) -> list[FunnelStep]:
                 conversion=persons / first if first else 0.0,
                 step_conversion=persons / before if before else 0.0,
                 drop_off=before - persons,
-                mean_seconds=float(mean) if mean is not None else None,
+                mean_seconds=mean,
                 median_seconds=float(median) if median is not None else None,
             )
         )

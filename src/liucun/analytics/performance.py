@@ -75,7 +75,7 @@ def _load_stats(store: EventStore, scope: Scope, group: str | None, limit: int) 
     sql = f"""
     SELECT {key} AS grp, count(*) AS loads, {d.median("load_ms")} AS median_ms,
            {d.quantile("load_ms", 0.9)} AS p90_ms,
-           avg(CASE WHEN load_ms <= {TARGET_MS} THEN 1.0 ELSE 0.0 END) AS within
+           sum(CASE WHEN load_ms <= {TARGET_MS} THEN 1 ELSE 0 END) AS within
     FROM events
     WHERE app_id = {d.param("app")} AND load_ms IS NOT NULL AND load_ms >= 0
       AND ts >= {d.param("ts_first")} AND ts < {d.param("ts_end")}
@@ -84,7 +84,11 @@ def _load_stats(store: EventStore, scope: Scope, group: str | None, limit: int) 
     rows = store.query(sql, scope.sql_params(ts_first=ts_first, ts_end=ts_end)).to_pylist()
     return [
         LoadStats(
-            r["grp"], int(r["loads"]), float(r["median_ms"]), float(r["p90_ms"]), float(r["within"])
+            r["grp"],
+            int(r["loads"]),
+            float(r["median_ms"]),
+            float(r["p90_ms"]),
+            int(r["within"]) / int(r["loads"]),
         )
         for r in rows
     ]
@@ -100,11 +104,13 @@ def load_and_return(store: EventStore, scope: Scope) -> list[LoadAndReturn]:
     d = store.dialect
     day = d.local_date("e.ts", d.quote(scope.timezone))
     last_counted = scope.last_day - timedelta(days=RETURN_DAYS)
-    bucket = f"least(CAST(floor(l.load_ms / 1000.0) AS BIGINT), {BUCKETS})"
+    # the day's mean load from its exact sum and count: a float mean a hair under a whole
+    # second on one engine and over it on another would put the day in different buckets
+    bucket = f"least(CAST(floor(l.load_sum / (l.loads * 1000.0)) AS BIGINT), {BUCKETS})"
     sql = f"""
     WITH l AS (
         SELECT {event_person()} AS person_id, {day} AS day,
-               avg(e.load_ms) AS load_ms
+               sum(e.load_ms) AS load_sum, count(*) AS loads
         FROM events e
         {event_person_join(d, d.param("app"))}
         WHERE e.app_id = {d.param("app")} AND e.load_ms IS NOT NULL AND e.load_ms >= 0

@@ -72,6 +72,12 @@ class Dialect(ABC):
         return self.quantile(value, 0.5)
 
     @abstractmethod
+    def exact_sum(self, value: str) -> str:
+        """The sum of integer `value` over a group, exact (128 bits) and as a DECIMAL(38, 0):
+        a mean made of it and a count is the same on every engine and every run, where a
+        float average depends on the order of the additions."""
+
+    @abstractmethod
     def quantile(self, value: str, q: float) -> str:
         """The exact (interpolated) `q` quantile of `value` over a group, nulls ignored."""
 

@@ -79,6 +79,9 @@ class ClickHouseDialect(Dialect):
     def epoch_us(self, ts: str) -> str:
         return f"toUnixTimestamp64Micro({ts})"
 
+    def exact_sum(self, value: str) -> str:
+        return f"toDecimal128(sum(toInt128({value})), 0)"
+
     def quantile(self, value: str, q: float) -> str:
         # linear interpolation between the closest ranks, as DuckDB's quantile_cont
         return f"quantileExactInclusive({float(q)})({value})"

@@ -60,6 +60,9 @@ class DuckDBDialect(Dialect):
     def epoch_us(self, ts: str) -> str:
         return f"epoch_us({ts})"
 
+    def exact_sum(self, value: str) -> str:
+        return f"CAST(sum(CAST({value} AS HUGEINT)) AS DECIMAL(38, 0))"
+
     def quantile(self, value: str, q: float) -> str:
         return f"quantile_cont({value}, {float(q)})"
 

@@ -26,8 +26,9 @@ def id_key(value: str) -> int:
 
 
 # Ids recur from batch to batch (a user sends many), and a lookup here costs a fourteenth of a
-# hash (40 ns against 560 ns): the ingest writer hashes every id of every commit. Emptied when
-# full (about 40 MB) rather than kept in order: a cache miss only costs the hash.
+# hash (40 ns against 560 ns): ingest keys every id of every batch (in its worker processes,
+# each with its own cache). Emptied when full (about 40 MB) rather than kept in order: a miss
+# only costs the hash.
 _RECENT_KEYS: dict[str, int] = {}
 _RECENT_LIMIT = 200_000
 

@@ -6,9 +6,11 @@ Measures, each as the median of `--runs` runs:
 
 - HTTP: events/s posted to `POST /v1/batch` of a `liucun serve` process (own data directory,
   an app made with `liucun apps create --json`) by `--threads` client threads, each with its
-  own keep-alive connection, bodies encoded before the clock starts; batches of 100 and 1,000.
-- ceiling: the same kind of events, validated beforehand, appended straight into a
-  `DuckDBEventStore` in batches of 1,000 and 10,000 rows; and HTTP ÷ ceiling.
+  own keep-alive connection, bodies encoded before the clock starts; batches of 100 and 1,000;
+  once on the embedded DuckDB store and once on the ClickHouse store (chdb in the server
+  process, through `clickhouse-connect`).
+- ceiling: the same kind of events, validated beforehand, appended straight into each store
+  in batches of 1,000 and 10,000 rows; and HTTP ÷ ceiling.
 - where one 1,000-event request spends its time: JSON parse, pydantic validation, the rest of
   `validate_events` (clock, properties, table build), `store.append` (per-stage medians).
 - the simulator's events/s (`liucun.sim.simulate`).
@@ -45,8 +47,10 @@ from pydantic import TypeAdapter
 from liucun.events.batch import validate_events
 from liucun.events.model import EventIn
 from liucun.sim import SimConfig, simulate
+from liucun.warehouse.clickhouse_store import ClickHouseEventStore
 from liucun.warehouse.dedup import event_hashes
 from liucun.warehouse.duckdb_store import DuckDBEventStore
+from liucun.warehouse.store import EventStore
 
 GOAL = 50_000  # events/s through HTTP with 1,000-event batches
 TZ = "Asia/Shanghai"
@@ -113,9 +117,11 @@ def liucun_cli() -> list[str]:
 
 
 @contextmanager
-def server(data_dir: Path) -> Iterator[tuple[str, str]]:
+def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
     """(base URL, write key) of a `liucun serve` process on a fresh data directory."""
     env = {**os.environ, "LIUCUN_DATA_DIR": str(data_dir), "LIUCUN_TIMEZONE": TZ}
+    if event_store:
+        env["LIUCUN_EVENT_STORE"] = event_store
     made = subprocess.run(
         [*liucun_cli(), "apps", "create", "bench", "--json"],
         env=env,
@@ -204,8 +210,7 @@ def with_fresh_ids(table: pa.Table, app_id: str) -> pa.Table:
     return table.set_column(2, "event_hash", pa.array(hashes, pa.int64()))
 
 
-def store_rate(path: Path, table: pa.Table, batch_rows: int) -> float:
-    store = DuckDBEventStore(str(path))
+def store_rate(store: EventStore, table: pa.Table, batch_rows: int) -> float:
     try:
         batches = [table.slice(i, batch_rows) for i in range(0, table.num_rows, batch_rows)]
         began = time.perf_counter()
@@ -214,6 +219,20 @@ def store_rate(path: Path, table: pa.Table, batch_rows: int) -> float:
         return table.num_rows / (time.perf_counter() - began)
     finally:
         store.close()
+
+
+# how each store is named for a server in a data directory (empty: the embedded default)
+STORES: dict[str, Callable[[Path], str]] = {
+    "duckdb": lambda data: "",
+    "clickhouse": lambda data: f"chdb://{data / 'chdb'}?database=liucun",
+}
+# stores opened in this process; chdb keeps one engine directory per process
+CEILING_STORES: dict[str, Callable[[Path, str], EventStore]] = {
+    "duckdb": lambda work, name: DuckDBEventStore(str(work / f"ceiling-{name}.duckdb")),
+    "clickhouse": lambda work, name: ClickHouseEventStore(
+        f"chdb://{work / 'ceiling-chdb'}?database=c_{name}"
+    ),
+}
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -255,24 +274,27 @@ def main() -> None:
     rates: dict[str, list[float]] = {}
     work = Path(tempfile.mkdtemp(prefix="liucun-bench-"))
     try:
-        with server(work / "server") as (url, key):
-            warm = make_events(2_000, rng, now)
-            post_all(url, key, bodies(warm, 1_000), args.threads)
-            for size in (100, 1_000):
-                label = f"HTTP, {size:,}-event batches"
-                for _ in range(args.runs):
-                    payloads = bodies(make_events(n, rng, now), size)
-                    seconds = post_all(url, key, payloads, args.threads)
-                    rates.setdefault(label, []).append(n / seconds)
+        for kind, url_of in STORES.items():
+            data = work / f"server-{kind}"
+            with server(data, url_of(data)) as (url, key):
+                warm = make_events(2_000, rng, now)
+                post_all(url, key, bodies(warm, 1_000), args.threads)
+                for size in (100, 1_000):
+                    label = f"HTTP {kind}, {size:,}-event batches"
+                    for _ in range(args.runs):
+                        payloads = bodies(make_events(n, rng, now), size)
+                        seconds = post_all(url, key, payloads, args.threads)
+                        rates.setdefault(label, []).append(n / seconds)
 
         base = validated(make_events(n, rng, now), "bench", now)
-        for size in (1_000, 10_000):
-            label = f"ceiling: store.append, {size:,} rows"
-            path = work / f"ceiling-{size}.duckdb"
-            for _ in range(args.runs):
-                rates.setdefault(label, []).append(
-                    store_rate(path, with_fresh_ids(base, "bench"), size)
-                )
+        for kind, opener in CEILING_STORES.items():
+            for size in (1_000, 10_000):
+                label = f"ceiling {kind}: append, {size:,} rows"
+                for run in range(args.runs):
+                    store = opener(work, f"{size}_{run}")
+                    rates.setdefault(label, []).append(
+                        store_rate(store, with_fresh_ids(base, "bench"), size)
+                    )
 
         # one 1,000-event request, stage by stage
         sample = make_events(1_000, rng, now)
@@ -286,12 +308,13 @@ def main() -> None:
         }
         whole = median_ms(lambda: validate_events(raw, "bench", now), repeat)
         stages["clock, properties, table build"] = whole - stages["pydantic validation"]
-        store = DuckDBEventStore(str(work / "ceiling-1000.duckdb"))
         one = validate_events(raw, "bench", now).table
-        stages["store.append (1,000 rows)"] = median_ms(
-            lambda: store.append(with_fresh_ids(one, "bench"), {"bench": TZ}), repeat
-        ) - median_ms(lambda: with_fresh_ids(one, "bench"), repeat)
-        store.close()
+        for kind, opener in CEILING_STORES.items():
+            store = opener(work, "stages")
+            stages[f"{kind} store.append (1,000 rows)"] = median_ms(
+                lambda s=store: s.append(with_fresh_ids(one, "bench"), {"bench": TZ}), repeat
+            ) - median_ms(lambda: with_fresh_ids(one, "bench"), repeat)
+            store.close()
 
         sims = [sim_rate(args.sim_users, args.sim_days) for _ in range(args.runs)]
         rates[f"simulator ({sims[0][0]:,} events)"] = [r for _, r in sims]
@@ -302,18 +325,19 @@ def main() -> None:
     print(f"{'events/s':<34} {'median':>10}")
     for label, values in rates.items():
         print(rate_line(label, values))
-    http = statistics.median(rates["HTTP, 1,000-event batches"])
-    for size in (1_000, 10_000):
-        ceiling = statistics.median(rates[f"ceiling: store.append, {size:,} rows"])
-        print(f"{f'HTTP 1,000 ÷ ceiling {size:,}':<34} {http / ceiling:>10.2f}")
-    verdict = "meets" if http >= GOAL else "is below"
-    print(f"HTTP with 1,000-event batches {verdict} the goal of {GOAL:,} events/s")
+    for kind in STORES:
+        http = statistics.median(rates[f"HTTP {kind}, 1,000-event batches"])
+        for size in (1_000, 10_000):
+            ceiling = statistics.median(rates[f"ceiling {kind}: append, {size:,} rows"])
+            print(f"{f'HTTP {kind} 1,000 ÷ ceiling {size:,}':<34} {http / ceiling:>10.2f}")
+        verdict = "meets" if http >= GOAL else "is below"
+        print(f"HTTP {kind}, 1,000-event batches, {verdict} the goal of {GOAL:,} events/s")
     print()
     print(f"{'one 1,000-event request':<34} {'ms (median)':>11} {'events/s alone':>15}")
     for stage, ms in stages.items():
         print(f"{stage:<34} {ms:>11.2f} {1_000 / ms * 1000:>15,.0f}")
-    total = sum(stages.values())
-    print(f"{'sum of stages':<34} {total:>11.2f} {1_000 / total * 1000:>15,.0f}")
+    total = sum(v for k, v in stages.items() if not k.startswith("clickhouse"))
+    print(f"{'sum of stages (DuckDB)':<34} {total:>11.2f} {1_000 / total * 1000:>15,.0f}")
 
 
 if __name__ == "__main__":

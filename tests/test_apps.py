@@ -1,8 +1,10 @@
 """Apps and keys on both state stores: creation, look-up by name or id, token checks."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 
 from liucun.state.apps import (
     AppError,
@@ -69,3 +71,28 @@ def test_migrations_are_idempotent(state_url: str) -> None:
     engine = open_state(state_url)  # a second start migrates nothing and keeps data
     create_app(engine, "x", "UTC")
     assert len(list_apps(open_state(state_url))) == 1
+
+
+def test_servers_starting_together_migrate_one_at_a_time(pg_url: str) -> None:
+    """Several processes opening an empty PostgreSQL state store at once all succeed."""
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+    engines: list[sa.Engine] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            engines.append(open_state(pg_url))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    create_app(engines[0], "shop", "Asia/Shanghai")
+    assert [a.name for a in list_apps(engines[-1])] == ["shop"]
+    for engine in engines:
+        engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,67 @@ def test_count_export_and_import_while_the_server_runs(tmp_path: Path) -> None:
         ids = jsonl_ids(out)
         assert len(ids) == len(set(ids))
         assert set(ids) == {e["event_id"] for e in over_http + from_file}
+
+
+def test_migrate_events_to_clickhouse(tmp_path: Path) -> None:
+    env = liucun_env(tmp_path)
+    app = new_app(env)
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    events = [
+        make_event(i, ts=(t0 + timedelta(minutes=7 * i)).isoformat(), event="app_open")
+        for i in range(120)
+    ]
+    # device-3 logs in as u-3: one person across both ids, on both stores
+    events.append(
+        make_event(3, event="identify", user_id="u-3", ts=(t0 + timedelta(days=1)).isoformat())
+    )
+    events.append(make_event(0, user_id="u-3", ts=(t0 + timedelta(days=2)).isoformat()))
+    assert cli_json(
+        env, "import", write_jsonl(tmp_path / "e.jsonl", events), "--app", app.name, "--json"
+    )["new"] == len(events)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,created_at\nu-3,2026-10-01T00:00:00Z\n")
+    assert cli(env, "import", "--users", users, "--app", app.name).returncode == 0
+
+    target = f"chdb://{tmp_path / 'clickhouse'}?database=shop"
+    report = cli_json(env, "migrate-events", "--app", app.name, "--to", target, "--json")
+    assert report == {
+        "app_id": app.app_id,
+        "source_events": len(events),
+        "new_in_target": len(events),
+        "target_events": len(events),
+        "users": 1,
+    }
+    # a rerun (after an interruption, say) copies nothing twice
+    again = cli_json(env, "migrate-events", "--app", app.name, "--to", target, "--json")
+    assert again["new_in_target"] == 0 and again["target_events"] == len(events)
+
+    # served from the new store, the events and every figure are the same
+    moved = {**env, "LIUCUN_EVENT_STORE": target}
+    assert count_of(moved, app.name) == len(events)
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    assert cli(env, "events", "export", "--app", app.name, before).returncode == 0
+    assert cli(moved, "events", "export", "--app", app.name, after).returncode == 0
+    assert before.read_bytes() == after.read_bytes()
+    for kind in ("active", "retention", "lifecycle", "mau-report"):
+        args = (
+            "metrics",
+            kind,
+            "--app",
+            app.name,
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--json",
+        )
+        assert cli_json(moved, *args) == cli_json(env, *args)
+
+
+def test_migrate_events_refuses_a_bad_target(tmp_path: Path) -> None:
+    env = liucun_env(tmp_path)
+    app = new_app(env)
+    done = cli(env, "migrate-events", "--app", app.name, "--to", "mysql://db/events")
+    assert done.returncode == 2 and "clickhouse://host:8123/database" in done.stderr
+    done = cli(env, "migrate-events", "--app", app.name, "--to", "chdb://memory/bad-name")
+    assert done.returncode == 1 and "database name 'bad-name'" in done.stderr

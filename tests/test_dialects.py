@@ -6,8 +6,11 @@ rows are spelled per engine here; everything under test comes from the dialect.
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -143,12 +146,22 @@ def rows(values: list[tuple[Any, ...]], names: list[str]) -> str:
 
 def test_quantiles_interpolate_and_skip_nulls(engine: Any) -> None:
     d, run, _ = engine
-    table = rows([(1.0,), (2.0,), (None,), (3.0,), (4.0,), (10.0,)], ["x"])
-    # linear interpolation between closest ranks over 1, 2, 3, 4, 10 (nulls left out)
-    for q, want in ((0.5, 3.0), (0.9, 7.6), (0.0, 1.0), (1.0, 10.0), (0.25, 2.0)):
+    table = rows([(1,), (2,), (None,), (3,), (4,), (10,)], ["x"])
+    # linear interpolation between closest ranks over 1, 2, 3, 4, 10 (nulls left out), exact
+    # to the last bit: the double nearest the exact value
+    for q, want in ((0.5, 3.0), (0.9, 7.6), (0.0, 1.0), (1.0, 10.0), (0.25, 2.0), (0.37, 2.48)):
         got = run(f"SELECT {d.quantile('x', q)} AS v FROM {table} t")[0]["v"]
-        assert float(got) == pytest.approx(want), q
-    assert float(run(f"SELECT {d.median('x')} AS v FROM {table} t")[0]["v"]) == pytest.approx(3.0)
+        assert float(got) == want, q
+    assert float(run(f"SELECT {d.median('x')} AS v FROM {table} t")[0]["v"]) == 3.0
+    # where plain interpolation misses the last bit (42435.40000000001 on one engine)
+    big = rows([(v,) for v in (41_000, 42_435, 42_436, 42_439, 50_000, 42_000)], ["x"])
+    for q in (0.9, 0.55, 0.123456):
+        got = run(f"SELECT {d.quantile('x', q)} AS v FROM {big} t")[0]["v"]
+        ordered = sorted((41_000, 42_435, 42_436, 42_439, 50_000, 42_000))
+        h = Fraction(len(ordered) - 1) * Fraction(str(q))
+        lo = int(h)
+        exact = ordered[lo] + (h - lo) * (ordered[min(lo + 1, 5)] - ordered[lo])
+        assert float(got) == float(exact), q
 
 
 def test_first_and_last_by(engine: Any) -> None:
@@ -186,3 +199,15 @@ def test_exact_sum_goes_past_64_bits_and_keeps_every_unit(engine: Any) -> None:
     table = rows([(big,), (big,), (big,), (None,), (-1,)], ["x"])
     got = run(f"SELECT {d.exact_sum('x')} AS v FROM {table} t")[0]["v"]
     assert int(got) == 3 * big - 1
+
+
+def test_uuids_sort_as_their_text(engine: Any) -> None:
+    d, run, _ = engine
+    ids = [str(uuid.UUID(int=random.Random(7).getrandbits(128) ^ (i << 64))) for i in range(300)]
+    cast = "toUUID(s)" if d.name == "clickhouse" else "CAST(s AS UUID)"
+    values = " UNION ALL ".join(f"SELECT '{i}' AS s" for i in ids)
+    got = run(
+        f"SELECT CAST(u AS VARCHAR) AS s FROM (SELECT {cast} AS u FROM ({values}) t) v "
+        f"ORDER BY {d.uuid_order('u')}"
+    )
+    assert [r["s"] for r in got] == sorted(ids)

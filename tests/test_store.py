@@ -1,4 +1,4 @@
-"""Exactly-once storage in the DuckDB event store: the hash index, collisions, reopening."""
+"""Exactly-once storage in every event store (the DuckDB hash index, collisions, reopening)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from liucun.warehouse.dedup import HashIndex, event_hashes
 from liucun.warehouse.duckdb_store import PERSON_KEY_COLUMNS, DuckDBEventStore
 from liucun.warehouse.person_keys import id_key
 from liucun.warehouse.queries import person_days_sql
+from liucun.warehouse.store import EventStore
+from tests.reference_stores import ENGINES, open_store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ZONES = {"app-a": "Asia/Shanghai", "app-b": "UTC"}
@@ -54,16 +56,26 @@ def keys_of(table: pa.Table) -> list[tuple[str, str]]:
     return list(zip(table["app_id"].to_pylist(), table["event_id"].to_pylist(), strict=True))
 
 
-def stored_counts(store: DuckDBEventStore) -> dict[str, int]:
+def stored_counts(store: EventStore) -> dict[str, int]:
     return {app: store.count(app) for app in APPS}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(batches=batches_st, group=st.integers(1, 3))
-def test_random_batches_store_each_event_once(batches: list[Batch], group: int) -> None:
+def test_random_batches_store_each_event_once(
+    engine: str, batches: list[Batch], group: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "events.duckdb")
-        store = DuckDBEventStore(path)
+        store = open_store(engine, Path(tmp))
         seen: set[tuple[str, str]] = set()
         tables = [table_of(app, picks) for app, picks in batches]
         # several requests' tables are appended as one, as the group-commit writer does
@@ -83,8 +95,8 @@ def test_random_batches_store_each_event_once(batches: list[Batch], group: int) 
         assert sorted(keys_of(rows.rename_columns(["app_id", "event_id"]))) == sorted(seen)
         store.close()
 
-        # the index is rebuilt on opening: appending everything again stores nothing
-        reopened = DuckDBEventStore(path)
+        # reopened (DuckDB rebuilds its index): appending everything again stores nothing
+        reopened = open_store(engine, Path(tmp))
         for table in tables:
             assert not reopened.append(table, ZONES).any()
         assert stored_counts(reopened) == want
@@ -100,8 +112,8 @@ def forged(app: str, event_ids: list[str], event_hash: int) -> pa.Table:
     return table.set_column(2, "event_hash", pa.array([event_hash] * len(event_ids), pa.int64()))
 
 
-def test_hash_collision_across_appends_keeps_both(tmp_path: Path) -> None:
-    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+def test_hash_collision_across_appends_keeps_both(engine: str, tmp_path: Path) -> None:
+    store = open_store(engine, tmp_path)
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     assert store.append(forged("app-a", [first], 42), ZONES).tolist() == [True]
     # same hash, different event: the index hit is a candidate only, the stored ids say new
@@ -116,13 +128,13 @@ def test_hash_collision_across_appends_keeps_both(tmp_path: Path) -> None:
     store.close()
 
 
-def test_hash_collision_within_one_append_keeps_both(tmp_path: Path) -> None:
-    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+def test_hash_collision_within_one_append_keeps_both(engine: str, tmp_path: Path) -> None:
+    store = open_store(engine, tmp_path)
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     assert store.append(forged("app-a", [a, b, a], -7), ZONES).tolist() == [True, True, False]
     assert store.count("app-a") == 2
     store.close()
-    reopened = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+    reopened = open_store(engine, tmp_path)
     assert reopened.append(forged("app-a", [b, a], -7), ZONES).tolist() == [False, False]
     assert reopened.count("app-a") == 2
     reopened.close()
@@ -199,8 +211,8 @@ def test_hash_index_matches_a_set(
 
 
 @pytest.mark.parametrize("rows", [0, 1])
-def test_append_of_nothing_new(tmp_path: Path, rows: int) -> None:
-    store = DuckDBEventStore(str(tmp_path / "events.duckdb"))
+def test_append_of_nothing_new(engine: str, tmp_path: Path, rows: int) -> None:
+    store = open_store(engine, tmp_path)
     table = table_of("app-a", [3] * rows)
     assert store.append(table, ZONES).tolist() == [True] * rows
     assert store.append(table, ZONES).tolist() == [False] * rows

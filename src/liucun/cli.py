@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import typer
 
 from liucun import console
-from liucun.config import Settings, SettingsError, load_settings
+from liucun.config import EVENT_STORE_SCHEMES, Settings, SettingsError, load_settings
 from liucun.state.apps import App, AppError, create_app, find_app, list_apps
 from liucun.state.db import open_state
 
@@ -311,6 +311,43 @@ def metrics_command(
         return
     for table in metric_tables(kind, data):
         console.print_table(table.title, table.headers, table.rows)
+
+
+@app.command("migrate-events")
+def migrate_events_command(
+    app_ref: AppOption,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="Target event store URL, e.g. clickhouse://user:pw@host:8123/liucun."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the app's events from the configured event store to another (DuckDB → ClickHouse).
+
+    Safe to rerun: the target stores each event once. Ends with a count check.
+    """
+    from liucun.local import migrate_app_events
+
+    s = settings()
+    found = resolve_app(s, app_ref)
+    if to.split(":", 1)[0] not in EVENT_STORE_SCHEMES:
+        console.fail(
+            f"--to {to!r} is not an event store URL: use clickhouse://host:8123/database "
+            f"(schemes: {', '.join(EVENT_STORE_SCHEMES)})",
+            code=2,
+        )
+    report = migrate_app_events(s, found, to)
+    if as_json:
+        console.print_json(report)
+        return
+    console.out.print(
+        f"copied {report.source_events:,} events of {found.name} to {to} 迁移完成: "
+        f"{report.new_in_target:,} new there, {report.target_events:,} in all (counts match); "
+        f"{report.users:,} users' creation times.\n"
+        f"next: serve from it with LIUCUN_EVENT_STORE={to}"
+    )
 
 
 @app.command()

@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-EVENT_STORE_SCHEMES = ("duckdb",)
+EVENT_STORE_SCHEMES = ("duckdb", "clickhouse", "clickhouses", "chdb")
 STATE_STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 

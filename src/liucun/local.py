@@ -32,6 +32,7 @@ from liucun.server_file import (
 from liucun.sim import SimConfig, SimSummary, write_simulation
 from liucun.state.apps import App
 from liucun.state.db import open_state
+from liucun.warehouse.migrate import MigrationCountError, MigrationReport, migrate_events
 from liucun.warehouse.store import EventStore, StoreBusyError, open_event_store
 from liucun.warehouse.writer import GroupCommitWriter
 
@@ -223,3 +224,31 @@ def run_simulation(
     if app is not None:
         import_events(s, app, summary.events_path, "parquet")
     return summary
+
+
+def migrate_app_events(s: Settings, app: App, to_url: str) -> MigrationReport:
+    """Copy `app`'s events from the configured event store to the store at `to_url`, with a
+    progress bar and a count check at the end."""
+    if to_url == s.event_store_url:
+        console.fail(f"the target {to_url} is the configured event store itself")
+    try:
+        source = open_event_store(s.event_store_url)
+    except StoreBusyError as exc:
+        console.fail(f"{exc}; stop it while the events move, then serve from the new store")
+    try:
+        try:
+            target = open_event_store(to_url)
+        except Exception as exc:  # unreachable server, bad URL: say which and what to check
+            console.fail(f"cannot open the target event store {to_url}: {exc}")
+        try:
+            with console.progress(f"migrate {app.name} 迁移", source.count(app.app_id)) as bar:
+                task = bar.task_ids[0]
+                return migrate_events(
+                    source, target, app.app_id, app.timezone, lambda n: bar.advance(task, n)
+                )
+        except MigrationCountError as exc:
+            console.fail(str(exc))
+        finally:
+            target.close()
+    finally:
+        source.close()

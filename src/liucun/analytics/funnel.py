@@ -102,7 +102,8 @@ def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> st
     only_steps = "" if every_event else f"AND e.event IN ({names})"
     # strict order needs each event's place in the person's sequence; the others do not
     rn = (
-        f"row_number() OVER (PARTITION BY {event_person()} ORDER BY e.ts, e.event_id)"
+        f"row_number() OVER (PARTITION BY {event_person()} "
+        f"ORDER BY e.ts, {d.uuid_order('e.event_id')})"
         if every_event
         else "0"
     )
@@ -247,7 +248,7 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
             f"sum(CASE WHEN reach >= {k} THEN 1 ELSE 0 END) AS p{k}",
             f"{d.exact_sum(f'gap{k}')} AS gap_sum{k}",
             f"count(gap{k}) AS gaps{k}",
-            f"{d.median(f'gap{k} / 1000000.0')} AS median{k}",
+            f"{d.median(f'gap{k}')} AS median{k}",
         ]
     sql = f"""
     WITH e AS {d.materialized} ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
@@ -289,7 +290,7 @@ def _steps(q: FunnelQuery, row: dict[str, Any]) -> list[FunnelStep]:
                 step_conversion=persons / before if before else 0.0,
                 drop_off=before - persons,
                 mean_seconds=mean,
-                median_seconds=float(median) if median is not None else None,
+                median_seconds=float(median) / 1_000_000 if median is not None else None,
             )
         )
     return out

@@ -49,10 +49,9 @@ def _range(scope: Scope, **more: object) -> dict[str, object]:
 def dwell(store: EventStore, scope: Scope, limit: int = 100) -> list[PageDwell]:
     """Dwell per page, the `limit` pages with the most timed leaves first."""
     d = store.dialect
-    secs = "duration_ms / 1000.0"
     sql = f"""
     SELECT page, count(*) AS leaves, {d.exact_sum("duration_ms")} AS total_ms,
-           {d.median(secs)} AS median_s, {d.quantile(secs, 0.9)} AS p90_s
+           {d.median("duration_ms")} AS median_ms, {d.quantile("duration_ms", 0.9)} AS p90_ms
     FROM events
     WHERE app_id = {d.param("app")} AND event = {d.param("dwell_event")}
       AND page IS NOT NULL AND duration_ms IS NOT NULL AND duration_ms >= 0
@@ -65,8 +64,9 @@ def dwell(store: EventStore, scope: Scope, limit: int = 100) -> list[PageDwell]:
             r["page"],
             int(r["leaves"]),
             int(r["total_ms"]) / (int(r["leaves"]) * 1000),  # exact ms, one division
-            float(r["median_s"]),
-            float(r["p90_s"]),
+            # quantiles of whole ms, exact, then one division
+            float(r["median_ms"]) / 1000,
+            float(r["p90_ms"]) / 1000,
         )
         for r in rows
     ]

@@ -83,5 +83,5 @@ class Health(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413)
 }

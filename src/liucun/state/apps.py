@@ -23,6 +23,10 @@ class AppError(ValueError):
     """An app cannot be created or found; the message says why."""
 
 
+class AppExistsError(AppError):
+    """An app of that name exists already (perhaps made a moment ago by another server)."""
+
+
 @dataclass(frozen=True)
 class App:
     app_id: str
@@ -75,7 +79,7 @@ def create_app(engine: sa.Engine, name: str, timezone: str) -> AppCredentials:
         with engine.begin() as conn:
             conn.execute(apps.insert().values(**row))
     except sa.exc.IntegrityError:
-        raise AppError(f"an app named {name!r} already exists") from None
+        raise AppExistsError(f"an app named {name!r} already exists") from None
     return creds
 
 

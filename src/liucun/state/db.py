@@ -9,6 +9,8 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# the PostgreSQL advisory lock that servers starting together take to migrate one at a time
+MIGRATION_LOCK = 0x6C69_7563_756E  # "liucun"
 
 
 def engine_url(url: str) -> str:
@@ -47,6 +49,10 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # held to the end of the transaction: a second server waits, then finds the
+            # schema at head, instead of creating the same tables and failing
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

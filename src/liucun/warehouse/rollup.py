@@ -86,6 +86,19 @@ def _local_days(ts: pa.ChunkedArray, timezone: str) -> pa.ChunkedArray:
     return pc.cast(pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone))), pa.date32())
 
 
+def local_days(events: pa.Table, timezones: Mapping[str, str]) -> pa.Array:
+    """The app-local calendar day of each event of `events` (`timezones`: app id → zone)."""
+    apps = pc.unique(events.column("app_id")).to_pylist()
+    if len(apps) == 1:
+        return _local_days(events.column("ts"), timezones[apps[0]]).combine_chunks()
+    days = pa.nulls(events.num_rows, pa.date32())
+    for app in apps:
+        of_app = pc.equal(events.column("app_id"), app)
+        zone_days = _local_days(events.column("ts"), timezones[app])
+        days = pc.if_else(of_app, zone_days, days)
+    return days.combine_chunks() if isinstance(days, pa.ChunkedArray) else days
+
+
 def _app_partials(events: pa.Table, timezone: str) -> pa.Table:
     kind = events.column("event")
     is_order = pc.equal(kind, ORDER_PAID_EVENT)

@@ -43,11 +43,24 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
+CLICKHOUSE_SCHEMES = ("clickhouse", "clickhouses", "chdb")
+
+
 def open_event_store(url: str, read_only: bool = False) -> EventStore:
-    """The event store at `url` (`duckdb:///relative/path`, `duckdb:////absolute/path`)."""
+    """The event store at `url`: `duckdb:///relative/path` or `duckdb:////absolute/path`
+    (embedded), `clickhouse://user:password@host:8123/db` or `clickhouses://…` (a ClickHouse
+    server), `chdb://memory/db` or `chdb:///directory?database=db` (the ClickHouse engine in
+    this process)."""
     scheme, _, rest = url.partition("://")
     if scheme == "duckdb":
         from liucun.warehouse.duckdb_store import DuckDBEventStore
 
         return DuckDBEventStore(rest.removeprefix("/"), read_only=read_only)
-    raise ValueError(f"unsupported event store URL {url!r}; use duckdb:///path/events.duckdb")
+    if scheme in CLICKHOUSE_SCHEMES:
+        from liucun.warehouse.clickhouse_store import ClickHouseEventStore
+
+        return ClickHouseEventStore(url)
+    raise ValueError(
+        f"unsupported event store URL {url!r}; use duckdb:///path/events.duckdb or "
+        "clickhouse://host:8123/database"
+    )

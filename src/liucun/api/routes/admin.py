@@ -23,7 +23,7 @@ from liucun.api.schemas import (
 )
 from liucun.events.export import write_export
 from liucun.events.users import check_users
-from liucun.state.apps import App, AppError, create_app, list_apps
+from liucun.state.apps import App, AppError, AppExistsError, create_app, list_apps
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
@@ -55,6 +55,8 @@ def post_app(body: AppCreate, runtime: RuntimeDep, token: AdminToken) -> dict[st
     _server_admin(runtime, token)
     try:
         return create_app(runtime.state, body.name, body.timezone).__dict__
+    except AppExistsError as exc:
+        raise HTTPException(409, str(exc)) from None
     except (AppError, ValueError) as exc:
         raise HTTPException(400, str(exc)) from None
 

@@ -67,6 +67,10 @@ class Dialect(ABC):
         partition give null (not a zero of the type)."""
         return value
 
+    def uuid_order(self, uuid: str) -> str:
+        """What to sort UUID column `uuid` by so that UUIDs sort as their text does."""
+        return uuid
+
     def median(self, value: str) -> str:
         """The exact median of `value` over a group, nulls ignored."""
         return self.quantile(value, 0.5)
@@ -79,7 +83,10 @@ class Dialect(ABC):
 
     @abstractmethod
     def quantile(self, value: str, q: float) -> str:
-        """The exact (interpolated) `q` quantile of `value` over a group, nulls ignored."""
+        """The exact (interpolated) `q` quantile of integer `value` over a group, nulls ignored,
+        rounded to 6 decimal places: the exact value has no more places than `q` has (for
+        q ≤ 6 places), and the engines' interpolation arithmetic differs in its last bit, so
+        the rounded value is the same double on every engine."""
 
     @abstractmethod
     def try_double(self, text: str) -> str:

@@ -31,6 +31,8 @@ class ClickHouseDialect(Dialect):
         "join_use_nulls": 1,
         # a column's own name wins over a SELECT alias of the same name in WHERE/GROUP BY
         "prefer_column_name_to_alias": 1,
+        # CAST of a null gives null, as in SQL (not an error for a non-Nullable target type)
+        "cast_keep_nullable": 1,
     }
 
     def column_type(self, column: Column) -> str:
@@ -40,6 +42,10 @@ class ClickHouseDialect(Dialect):
     def nullable(self, value: str) -> str:
         # lead/lag of a non-nullable column give its type's zero past the partition's end
         return f"toNullable({value})"
+
+    def uuid_order(self, uuid: str) -> str:
+        # the UUID type itself compares its two 64-bit halves in another order
+        return f"toUInt128({uuid})"
 
     def local_date(self, ts: str, tz: str) -> str:
         return f"toDate({ts}, {tz})"
@@ -84,7 +90,7 @@ class ClickHouseDialect(Dialect):
 
     def quantile(self, value: str, q: float) -> str:
         # linear interpolation between the closest ranks, as DuckDB's quantile_cont
-        return f"quantileExactInclusive({float(q)})({value})"
+        return f"round(quantileExactInclusive({float(q)})({value}), 6)"
 
     def try_double(self, text: str) -> str:
         return f"toFloat64OrNull({text})"

@@ -64,7 +64,7 @@ class DuckDBDialect(Dialect):
         return f"CAST(sum(CAST({value} AS HUGEINT)) AS DECIMAL(38, 0))"
 
     def quantile(self, value: str, q: float) -> str:
-        return f"quantile_cont({value}, {float(q)})"
+        return f"round(quantile_cont({value}, {float(q)}), 6)"
 
     def try_double(self, text: str) -> str:
         return f"TRY_CAST({text} AS DOUBLE)"

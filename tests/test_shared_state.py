@@ -1,0 +1,128 @@
+"""Two real `liucun serve` processes on one PostgreSQL state store keep its invariants.
+
+Apps and their keys now; loyalty and engage add their invariants (no double award, caps,
+coupon limits) to this same pair of servers. Each server has its own event store here: the
+ClickHouse store that several servers share is tested in tests/test_clickhouse_store.py (its
+engine runs in one process here).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.server_helpers import ServerProcess, liucun_env, make_event
+
+ADMIN = "server-admin-token-for-the-pair"
+NAMES = [f"shop-{i}" for i in range(12)]
+ATTEMPTS_PER_NAME = 4  # per server
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    envs = [
+        liucun_env(tmp_path / name, pg_url, LIUCUN_ADMIN_TOKEN=ADMIN, LIUCUN_INGEST_WORKERS="0")
+        for name in ("one", "two")
+    ]
+    servers = (ServerProcess(envs[0]), ServerProcess(envs[1]))
+    # started together on an empty database: both migrate it, one after the other
+    starting = [threading.Thread(target=s.start) for s in servers]
+    try:
+        for t in starting:
+            t.start()
+        for t in starting:
+            t.join()
+        for s in servers:
+            assert s.proc is not None and s.proc.poll() is None, s.log()
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def admin(base: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+
+
+def test_apps_made_at_once_on_two_servers_exist_once(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    statuses: Counter[tuple[str, int]] = Counter()
+    created: dict[str, list[dict[str, str]]] = {n: [] for n in NAMES}
+    lock = threading.Lock()
+    start = threading.Barrier(2 * 2)
+
+    def create_all(base: str) -> None:
+        with admin(base) as client:
+            start.wait()
+            for _ in range(ATTEMPTS_PER_NAME):
+                for name in NAMES:
+                    r = client.post("/admin/v1/apps", json={"name": name})
+                    with lock:
+                        statuses[(name, r.status_code)] += 1
+                        if r.status_code == 201:
+                            created[name].append(r.json())
+
+    # two clients per server, every one trying every name
+    servers = [s.url for s in pair for _ in range(2)]
+    threads = [threading.Thread(target=create_all, args=(base,)) for base in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    for name in NAMES:
+        assert statuses[(name, 201)] == 1, statuses
+        assert statuses[(name, 409)] == 4 * ATTEMPTS_PER_NAME - 1, statuses
+    # both servers list the same apps, each once
+    listings = []
+    for server in pair:
+        with admin(server.url) as client:
+            listings.append(
+                sorted((a["name"], a["app_id"]) for a in client.get("/admin/v1/apps").json())
+            )
+    assert listings[0] == listings[1]
+    assert [n for n, _ in listings[0]] == sorted(NAMES)
+    assert sorted(c[0]["app_id"] for c in created.values()) == sorted(i for _, i in listings[0])
+
+
+def test_keys_from_one_server_work_on_the_other(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    one, two = pair
+    with admin(one.url) as client:
+        r = client.post("/admin/v1/apps", json={"name": "shop", "timezone": "Asia/Tokyo"})
+    assert r.status_code == 201, r.text
+    creds = r.json()
+    # the other server knows the write key and the app's own admin token at once
+    events = [make_event(i) for i in range(5)]
+    r = httpx.post(
+        f"{two.url}/v1/batch",
+        content=orjson.dumps({"batch": events}),
+        headers={"Authorization": f"Bearer {creds['write_key']}"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["new"] == 5
+    headers = {"Authorization": f"Bearer {creds['admin_token']}"}
+    count = httpx.get(f"{two.url}/admin/v1/apps/{creds['app_id']}/events/count", headers=headers)
+    assert count.status_code == 200 and count.json()["events"] == 5
+    # a funnel saved through one server is the other's too
+    funnel = {"steps": "app_open, page_view", "window": "1d"}
+    r = httpx.put(f"{one.url}/admin/v1/apps/shop/funnels/key path", json=funnel, headers=headers)
+    assert r.status_code == 200, r.text
+    listed = httpx.get(f"{two.url}/admin/v1/apps/shop/funnels", headers=headers).json()
+    assert [(f["name"], f["window"]) for f in listed] == [("key path", "1d")]
+    # a wrong key is refused by both
+    for server in pair:
+        r = httpx.post(
+            f"{server.url}/v1/batch",
+            content=orjson.dumps({"batch": events}),
+            headers={"Authorization": "Bearer wk_not-a-key"},
+        )
+        assert r.status_code == 401

@@ -175,7 +175,7 @@ def test_migrate_events_to_clickhouse(tmp_path: Path) -> None:
     assert cli(env, "events", "export", "--app", app.name, before).returncode == 0
     assert cli(moved, "events", "export", "--app", app.name, after).returncode == 0
     assert before.read_bytes() == after.read_bytes()
-    for kind in ("active", "retention", "lifecycle", "mau-report"):
+    for kind in ("active", "retention", "lifecycle"):
         args = (
             "metrics",
             kind,

@@ -1,15 +1,16 @@
-"""The ClickHouse event store's own guarantees: one answer per event however many writers and
-attempts wrote it, its URLs and its query literals. Runs on the ClickHouse engine in this
+"""The ClickHouse event store's own guarantees: each event stored once however many writers
+and attempts wrote it, its URLs and its query literals. Runs on the ClickHouse engine in this
 process (chdb) through the production client, `clickhouse-connect`."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -17,20 +18,14 @@ import pytest
 from liucun.analytics.activity import activity
 from liucun.analytics.activity_source import Scope
 from liucun.events.batch import validate_events
+from liucun.state.db import create_state_engine
+from liucun.state.locks import postgres_write_lock
 from liucun.warehouse.clickhouse_store import ClickHouseEventStore, bind, connect, sql_literal
 from liucun.warehouse.store import open_event_store
 from tests.reference_stores import clickhouse_url, open_store
 
 APP = "app-a"
 ZONES = {APP: "Asia/Shanghai"}
-
-
-class BlindWriter(ClickHouseEventStore):
-    """A writer whose duplicate lookup ran before another writer's insert became visible: the
-    race that only the table's design can settle."""
-
-    def _stored_keys(self, table: pa.Table) -> set[tuple[str, str]]:
-        return set()
 
 
 def raw_event(event_id: str, ts: datetime, device: str = "device-1") -> dict[str, Any]:
@@ -69,49 +64,77 @@ def test_a_retry_after_the_first_write_is_not_written_again(url: str) -> None:
     retry = attempt(events, t0 + timedelta(seconds=5.04), t0 + timedelta(seconds=5))
     assert second.append(retry, ZONES).tolist() == [False] * 3
     rows = first.query("SELECT count() AS n FROM events", {}).column("n")[0].as_py()
-    assert rows == 3  # not even a second row that FINAL would hide
+    assert rows == 3
     first.close()
     second.close()
 
 
-def test_concurrent_attempts_on_two_servers_count_once(url: str) -> None:
-    a, b = ClickHouseEventStore(url), BlindWriter(url)
-    # the corrected times differ by the network's jitter and fall in different months
-    # (partitions): 2026-11-30 23:59:59.9999 and 2026-12-01 00:00:00.0001 UTC
+def run_together(*jobs: Callable[[], object]) -> list[object]:
+    """Run the jobs in threads released at one moment; their results, errors raised here."""
+    start = threading.Barrier(len(jobs))
+    results: list[object] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = jobs[i]()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return results
+
+
+def test_concurrent_attempts_on_two_servers_count_once(url: str, pg_url: str) -> None:
+    """A client gave up on a slow server and sent again through another: both attempts are
+    written at the same moment, by two stores sharing only ClickHouse and PostgreSQL."""
+    state = create_state_engine(pg_url)
+    a = ClickHouseEventStore(url, postgres_write_lock(state))
+    b = ClickHouseEventStore(url, postgres_write_lock(state))
+    # the corrected times differ by the network's jitter, across a month's first instant
     sent = datetime(2026, 11, 30, 23, 59, 59, 999_000, tzinfo=UTC)
     ids = [str(uuid.uuid4()) for _ in range(2)]
     events = [raw_event(ids[0], sent), raw_event(ids[1], sent - timedelta(hours=1), "device-2")]
     one = attempt(events, sent + timedelta(microseconds=900), sent)
     other = attempt(events, sent + timedelta(microseconds=1_100), sent)
-    assert one.column("ts")[0] != other.column("ts")[0]
     assert one.column("ts")[0].as_py().month != other.column("ts")[0].as_py().month
-    assert a.append(one, ZONES).all()
-    assert b.append(other, ZONES).all()  # both writers believed the events new
 
-    # two rows of one key each; every reader sees one event
-    raw = a.query("SELECT count() AS n FROM events", {}).column("n")[0].as_py()
-    assert raw == 2  # the setting `final` applies: rows of one key are one
-    plain = a._client.query("SELECT count() FROM events", settings={"final": 0}).result_rows
-    assert plain[0][0] == 4  # the table really holds both attempts
-    assert a.count(APP) == 2 and b.count(APP) == 2
-    assert sorted(stored_ids(a)) == sorted(ids)
-    days = a.query(
-        "SELECT distinct_id, day, events, visits FROM user_days ORDER BY distinct_id", {}
-    ).to_pylist()
-    assert [(r["distinct_id"], r["events"], r["visits"]) for r in days] == [
-        ("device-1", 1, 1),
-        ("device-2", 1, 1),
-    ]
-    scope = Scope(APP, ZONES[APP], days[0]["day"], days[-1]["day"])
-    report = activity(a, scope, "app_open")
+    for _ in range(20):  # many rounds, so that the writers really overlap
+        a.clear()
+        masks = run_together(lambda: a.append(one, ZONES), lambda: b.append(other, ZONES))
+        new = [m.tolist() for m in masks]  # type: ignore[attr-defined]
+        # each event new to exactly one of the two writers
+        assert sorted(map(sum, zip(*new, strict=True))) == [1, 1], new
+        assert a.count(APP) == 2 and b.count(APP) == 2
+        assert sorted(stored_ids(a)) == sorted(ids)
+        days = a.query(
+            "SELECT distinct_id, sum(events) AS events, sum(visits) AS visits FROM user_days "
+            "GROUP BY distinct_id ORDER BY distinct_id",
+            {},
+        ).to_pylist()
+        assert [(r["distinct_id"], r["events"], r["visits"]) for r in days] == [
+            ("device-1", 1, 1),
+            ("device-2", 1, 1),
+        ]
+    first = one.column("ts")[1].as_py().astimezone(ZoneInfo(ZONES[APP])).date()
+    report = activity(a, Scope(APP, ZONES[APP], first, first + timedelta(days=1)), "app_open")
     assert sum(d.dau for d in report.days) == 2 and sum(d.visits for d in report.days) == 2
     a.close()
     b.close()
+    state.dispose()
 
 
-def test_two_writers_with_their_own_batches_and_retries(url: str) -> None:
+def test_two_writers_with_their_own_batches_and_retries(url: str, pg_url: str) -> None:
     """Two clients, each sending its own batches to its own server and retrying every batch
-    (some while the first attempt is still being written): every event is stored once."""
+    (some while the first attempt is still being written, some through the other server):
+    every event is stored once and reported new once."""
+    state = create_state_engine(pg_url)
     t0 = datetime(2026, 11, 10, 8, tzinfo=UTC)
     clients = {
         name: [
@@ -123,34 +146,25 @@ def test_two_writers_with_their_own_batches_and_retries(url: str) -> None:
         ]
         for name in ("phone", "tablet")
     }
-    stores = {"phone": ClickHouseEventStore(url), "tablet": BlindWriter(url)}
-    new_counts: dict[str, int] = {}
-    errors: list[BaseException] = []
+    stores = [ClickHouseEventStore(url, postgres_write_lock(state)) for _ in range(2)]
 
-    def send(name: str) -> None:
-        try:
-            store, total = stores[name], 0
-            for k, events in enumerate(clients[name]):
-                for retry in range(3):  # the first attempt and two retries
-                    received = t0 + timedelta(minutes=k, milliseconds=retry * 37)
-                    total += int(store.append(attempt(events, received, received), ZONES).sum())
-            new_counts[name] = total
-        except BaseException as exc:  # reported below, not lost in the thread
-            errors.append(exc)
+    def send(k: int, name: str) -> int:
+        total = 0
+        for j, events in enumerate(clients[name]):
+            for retry in range(3):  # the first attempt and two retries, on alternate servers
+                received = t0 + timedelta(minutes=j, milliseconds=retry * 37)
+                store = stores[(k + retry) % 2]
+                total += int(store.append(attempt(events, received, received), ZONES).sum())
+        return total
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    counts = run_together(lambda: send(0, "phone"), lambda: send(1, "tablet"))
     expected = {e["event_id"] for batches in clients.values() for b in batches for e in b}
-    assert stores["phone"].count(APP) == len(expected) == 3000
-    assert sorted(stored_ids(stores["tablet"])) == sorted(expected)
-    # the careful writer's retries found its first attempts: it reported each event once
-    assert new_counts["phone"] == 1500
-    for store in stores.values():
+    assert stores[0].count(APP) == len(expected) == 3000
+    assert sorted(stored_ids(stores[1])) == sorted(expected)
+    assert counts == [1500, 1500]
+    for store in stores:
         store.close()
+    state.dispose()
 
 
 def test_urls_select_the_store_and_its_database(tmp_path: Path) -> None:

@@ -31,16 +31,31 @@ from liucun.server_file import (
 )
 from liucun.sim import SimConfig, SimSummary, write_simulation
 from liucun.state.apps import App
-from liucun.state.db import open_state
+from liucun.state.db import create_state_engine, open_state
+from liucun.state.locks import app_write_lock
 from liucun.warehouse.migrate import MigrationCountError, MigrationReport, migrate_events
-from liucun.warehouse.store import EventStore, StoreBusyError, open_event_store
+from liucun.warehouse.store import (
+    CLICKHOUSE_SCHEMES,
+    EventStore,
+    StoreBusyError,
+    open_event_store,
+)
 from liucun.warehouse.writer import GroupCommitWriter
+
+
+def open_events(s: Settings, url: str | None = None) -> EventStore:
+    """The event store at `url` (default: the configured one), writing under the lock that
+    the servers sharing this state store take (scale-out: several servers, one ClickHouse)."""
+    url = url or s.event_store_url
+    shared = url.split(":", 1)[0] in CLICKHOUSE_SCHEMES
+    state = create_state_engine(s.state_store_url) if shared else None
+    return open_event_store(url, write_lock=app_write_lock(state) if state else None)
 
 
 def open_store_or_server(s: Settings) -> EventStore | ServerClient:
     """The event store, or a client of the server that holds it; a clear error otherwise."""
     try:
-        return open_event_store(s.event_store_url)
+        return open_events(s)
     except StoreBusyError as exc:
         card = read_card(s.data_dir)
         if card is None:
@@ -168,11 +183,12 @@ def run_server(s: Settings, host: str, port: int) -> None:
         console.fail(
             f"a liucun server (pid {running.pid}) already serves {s.data_dir} at {running.url}"
         )
+    state = open_state(s.state_store_url)
     try:
-        store = open_event_store(s.event_store_url)
+        store = open_event_store(s.event_store_url, write_lock=app_write_lock(state))
     except StoreBusyError as exc:
         console.fail(str(exc))
-    serve_with_store(s, host, port, store, open_state(s.state_store_url))
+    serve_with_store(s, host, port, store, state)
 
 
 def serve_with_store(
@@ -232,12 +248,12 @@ def migrate_app_events(s: Settings, app: App, to_url: str) -> MigrationReport:
     if to_url == s.event_store_url:
         console.fail(f"the target {to_url} is the configured event store itself")
     try:
-        source = open_event_store(s.event_store_url)
+        source = open_events(s)
     except StoreBusyError as exc:
         console.fail(f"{exc}; stop it while the events move, then serve from the new store")
     try:
         try:
-            target = open_event_store(to_url)
+            target = open_events(s, to_url)
         except Exception as exc:  # unreachable server, bad URL: say which and what to check
             console.fail(f"cannot open the target event store {to_url}: {exc}")
         try:

@@ -16,6 +16,7 @@ from liucun.config import Settings
 from liucun.events.ingest import Limits
 from liucun.state.apps import App, app_by_admin_token, app_by_write_key, find_app
 from liucun.state.db import open_state
+from liucun.state.locks import app_write_lock
 from liucun.warehouse.store import EventStore, open_event_store
 from liucun.warehouse.writer import GroupCommitWriter
 
@@ -57,7 +58,7 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
         state = open_state(settings.state_store_url)
-        store = open_event_store(settings.event_store_url)
+        store = open_event_store(settings.event_store_url, write_lock=app_write_lock(state))
         return cls(settings, state, store, GroupCommitWriter(store))
 
     def close(self) -> None:

@@ -1,26 +1,21 @@
 """The scale-out event store: ClickHouse through its official client, `clickhouse-connect`.
 
-Several ingest servers may write one ClickHouse database at once, so exactly-once storage cannot
-rest on one process's memory or on a transaction across tables (ClickHouse has neither). It
-rests on the table itself:
+Several ingest servers may write one ClickHouse database at once. ClickHouse has no
+transactions, so exactly-once storage rests on a lock and a lookup:
 
-- `events` is a ReplacingMergeTree whose sorting key is (app_id, distinct_key, event_hash,
-  event_id): everything in it is the same on every attempt of an event, so two attempts are
-  two rows with one key, wherever and whenever each was written (the id keeps two events whose
-  hashes collide apart). Time is not in the key because a retry's
-  skew-corrected time differs from the first attempt's by the network's jitter.
-- Every read runs with the `final` setting: rows of one key count once, merged or not (FINAL
-  merges across partitions too; tests/test_clickhouse_store.py shows it).
-- What ClickHouse would keep as a second table is derived from `events` on read: `user_days` is
-  a view, so it can never disagree with the events (a rollup table written beside them would
-  count a concurrent retry twice, or lose events when a writer died between the two inserts).
-- Before inserting, a writer looks up the batch's keys (a primary-key lookup) and drops what is
-  stored already: a retry that arrives after its first attempt was written is not written again,
-  and is reported as a duplicate.
+- Writers of an app take turns (`AppWriteLock`: a PostgreSQL advisory lock per app when the
+  servers share a PostgreSQL state store, which scale-out requires). Under it a writer looks
+  the batch's events up by hash in `event_ids` (fed with the events) and inserts only those not
+  stored, so an app keeps each event_id once, as the embedded store does. So a retry
+  is dropped whichever server its first attempt reached, however close together they came.
+- The rollup `user_days` is fed by a materialized view in the same INSERT as the events, as
+  partial sums that queries add up (an AggregatingMergeTree of simple aggregates, the shape
+  of DuckDB's partial rollup rows), so it always covers exactly the stored events.
+- Identity links and user creation times are written before the events they come from; a
+  link or creation time written twice changes no answer (the earliest wins), so a writer that
+  dies between the inserts loses nothing when the client retries.
 
-Identity links and user creation times are written before the events they come from; a link or
-creation time written twice changes no answer (the earliest wins), so a writer that dies between
-the inserts loses nothing when the client retries.
+Reads are plain (no FINAL): nothing in the tables is ever a second copy.
 """
 
 from __future__ import annotations
@@ -40,6 +35,7 @@ from clickhouse_connect.driver.binding import format_str
 from clickhouse_connect.driver.client import Client
 
 from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, VISIT_EVENT
+from liucun.state.locks import AppWriteLock, process_write_lock
 from liucun.warehouse.dedup import first_occurrences
 from liucun.warehouse.dialects import ClickHouseDialect
 from liucun.warehouse.person_keys import id_keys
@@ -50,7 +46,7 @@ from liucun.warehouse.schema import EVENT_COLUMN_NAMES, STORED_EVENT_COLUMNS, Co
 # asynchronous insert buffer, answered only once the buffer is written (durable when acked).
 MIN_DIRECT_INSERT_ROWS = 1_000
 DEFAULT_DATABASE = "liucun"
-# events looked up per query for duplicates: two lists of up to this many integers (400 kB)
+# events looked up per query for duplicates: a list of up to this many integers (200 kB)
 LOOKUP_ROWS = 10_000
 EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
 # few distinct values: dictionary-encoded columns scan and group several times faster
@@ -65,31 +61,59 @@ def _column_ddl(dialect: ClickHouseDialect, column: Column) -> str:
     return f"{column.name} {kind}"
 
 
-def events_ddl(dialect: ClickHouseDialect, engine: str = "ReplacingMergeTree") -> str:
-    """The events table: one row per attempt of an event, one answer per event (see module)."""
+def events_ddl(dialect: ClickHouseDialect) -> str:
+    """The events table: one row per event, a person's events together in time order."""
     columns = ",\n    ".join(_column_ddl(dialect, c) for c in STORED_EVENT_COLUMNS)
     return f"""
 CREATE TABLE IF NOT EXISTS events (
     {columns},
     day Date
-) ENGINE = {engine}
+) ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
-ORDER BY (app_id, distinct_key, event_hash, event_id)"""
+ORDER BY (app_id, distinct_key, ts)"""
 
 
-# the rollup's columns and meaning (`rollup.rollup_partials`), computed from the events
+def _partial(kind: str, function: str) -> str:
+    return f"SimpleAggregateFunction({function}, {kind})"
+
+
+# the rollup's columns and meaning (`rollup.rollup_partials`): partial rows added up on read
+USER_DAYS_DDL = f"""
+CREATE TABLE IF NOT EXISTS user_days (
+    app_id LowCardinality(String), distinct_key Int64, day Date,
+    distinct_id {_partial("String", "any")},
+    events {_partial("Int64", "sum")}, visits {_partial("Int64", "sum")},
+    page_views {_partial("Int64", "sum")}, orders {_partial("Int64", "sum")},
+    amount {_partial("Decimal(38, 2)", "sum")}, duration_ms {_partial("Int64", "sum")},
+    first_ts {_partial("DateTime64(6, 'UTC')", "min")},
+    last_ts {_partial("DateTime64(6, 'UTC')", "max")}
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (app_id, distinct_key, day)"""
+
 USER_DAYS_VIEW = f"""
-CREATE VIEW IF NOT EXISTS user_days AS
-SELECT app_id, any(distinct_id) AS distinct_id, day,
+CREATE MATERIALIZED VIEW IF NOT EXISTS user_days_feed TO user_days AS
+SELECT app_id, distinct_key, day, any(distinct_id) AS distinct_id,
        toInt64(count()) AS events,
        toInt64(countIf(event = '{VISIT_EVENT}')) AS visits,
        toInt64(countIf(event = '{PAGE_VIEW_EVENT}')) AS page_views,
        toInt64(countIf(event = '{ORDER_PAID_EVENT}')) AS orders,
        toDecimal128(sumIf(ifNull(amount, 0), event = '{ORDER_PAID_EVENT}'), 2) AS amount,
        toInt64(sum(ifNull(duration_ms, 0))) AS duration_ms,
-       min(ts) AS first_ts, max(ts) AS last_ts, distinct_key
+       min(ts) AS first_ts, max(ts) AS last_ts
 FROM events
 GROUP BY app_id, distinct_key, day"""
+
+# every stored event's id by its hash: the duplicate lookup reads a few small granules of this
+# instead of the events' (a batch's events are spread over all of a big table's granules)
+EVENT_IDS_DDL = """
+CREATE TABLE IF NOT EXISTS event_ids (
+    app_id LowCardinality(String), event_hash Int64, event_id UUID
+) ENGINE = MergeTree ORDER BY (app_id, event_hash) SETTINGS index_granularity = 256"""
+
+EVENT_IDS_FEED = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_feed TO event_ids AS
+SELECT app_id, event_hash, event_id FROM events"""
 
 IDENTITIES_DDL = """
 CREATE TABLE IF NOT EXISTS identities (
@@ -183,15 +207,16 @@ def _check_database_name(name: str) -> str:
 class ClickHouseEventStore:
     """Events, identity links and user creation times in one ClickHouse database.
 
-    Any number of these may write one database at once (see the module for the guarantee).
+    Any number of these may write one database at once if they share `write_lock` (see the
+    module for the guarantee); the default lock serves the writers of one process.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, write_lock: AppWriteLock | None = None) -> None:
+        self._write_lock = write_lock or process_write_lock()
         self.dialect = ClickHouseDialect()
         self.url = url
         settings = {
             **self.dialect.session_settings,
-            "final": 1,
             # String columns come back as Arrow strings, not bytes
             "output_format_arrow_string_as_string": 1,
             # room for a duplicate lookup's lists (`LOOKUP_ROWS`); the default is 256 kB
@@ -210,7 +235,8 @@ class ClickHouseEventStore:
             self._client.command(f"USE {self.database}")
         else:
             self._client.database = self.database
-        for ddl in (events_ddl(self.dialect), USER_DAYS_VIEW, IDENTITIES_DDL, USER_CREATED_DDL):
+        tables = (IDENTITIES_DDL, USER_CREATED_DDL, USER_DAYS_DDL, EVENT_IDS_DDL)
+        for ddl in (events_ddl(self.dialect), *tables, USER_DAYS_VIEW, EVENT_IDS_FEED):
             self._client.command(ddl)
 
     def _stored_keys(self, table: pa.Table) -> set[tuple[str, str]]:
@@ -218,13 +244,10 @@ class ClickHouseEventStore:
         found: set[tuple[str, str]] = set()
         for start in range(0, table.num_rows, LOOKUP_ROWS):
             part = table.slice(start, LOOKUP_ROWS)
-            keys = pc.unique(part.column("distinct_key")).to_pylist()
             hashes = pc.unique(part.column("event_hash")).to_pylist()
-            # the sorting key's prefix: a lookup of the batch's granules, not a scan
             rows = self._client.query(
-                "SELECT app_id, toString(event_id) FROM events "
-                f"WHERE distinct_key IN ({', '.join(map(str, keys))}) "
-                f"AND event_hash IN ({', '.join(map(str, hashes))})"
+                "SELECT app_id, toString(event_id) FROM event_ids "
+                f"WHERE event_hash IN ({', '.join(map(str, hashes))})"
             ).result_rows
             found.update((str(a), str(e)) for a, e in rows)
         return found
@@ -251,14 +274,16 @@ class ClickHouseEventStore:
 
     def append(self, table: pa.Table, timezones: Mapping[str, str]) -> np.ndarray:
         keyed = table if "distinct_key" in table.column_names else with_person_keys(table)
-        new = ~self._duplicates(keyed)
-        fresh = keyed.filter(pa.array(new)) if not new.all() else keyed
-        if fresh.num_rows == 0:
-            return new
-        links = identity_links(fresh)
-        if links.num_rows:
-            self._insert("identities", links)
-        self._insert("events", fresh.append_column("day", local_days(fresh, timezones)))
+        apps = pc.unique(keyed.column("app_id")).to_pylist()
+        with self._write_lock(apps):
+            new = ~self._duplicates(keyed)
+            fresh = keyed.filter(pa.array(new)) if not new.all() else keyed
+            if fresh.num_rows == 0:
+                return new
+            links = identity_links(fresh)
+            if links.num_rows:
+                self._insert("identities", links)
+            self._insert("events", fresh.append_column("day", local_days(fresh, timezones)))
         return new
 
     def add_users(self, app_id: str, users: pa.Table) -> None:
@@ -301,7 +326,7 @@ class ClickHouseEventStore:
 
     def clear(self) -> None:
         """Delete every stored row, keeping the tables (a test's store reused for the next)."""
-        for table in ("events", "identities", "user_created"):
+        for table in ("events", "user_days", "event_ids", "identities", "user_created"):
             self._client.command(f"TRUNCATE TABLE {table}")
 
     def drop(self) -> None:

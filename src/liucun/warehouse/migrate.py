@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -13,6 +13,8 @@ from liucun.warehouse.dedup import event_hashes
 from liucun.warehouse.person_keys import id_keys
 from liucun.warehouse.schema import STORED_EVENT_ARROW_SCHEMA
 from liucun.warehouse.store import EventStore
+
+BATCH_ROWS = 100_000
 
 
 class MigrationCountError(RuntimeError):
@@ -48,6 +50,21 @@ def stored_table(exported: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=STORED_EVENT_ARROW_SCHEMA)
 
 
+def _batches_of(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """`tables` regrouped into tables of at least `rows` rows (the last may have fewer): a
+    store may hand out smaller batches than asked for, and each append has a fixed cost."""
+    pending: list[pa.Table] = []
+    size = 0
+    for table in tables:
+        pending.append(table)
+        size += table.num_rows
+        if size >= rows:
+            yield pa.concat_tables(pending)
+            pending, size = [], 0
+    if size:
+        yield pa.concat_tables(pending)
+
+
 def _users(source: EventStore, app_id: str) -> pa.Table:
     d = source.dialect
     return source.query(
@@ -74,7 +91,7 @@ def migrate_events(
     target.add_users(app_id, users)
     source_events = source.count(app_id)
     new = 0
-    for batch in source.export_batches(app_id):
+    for batch in _batches_of(source.export_batches(app_id), BATCH_ROWS):
         new += int(target.append(stored_table(batch), {app_id: timezone}).sum())
         on_batch(batch.num_rows)
     target_events = target.count(app_id)

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from liucun.state.locks import AppWriteLock
 from liucun.warehouse.dialects import Dialect
 
 
@@ -46,11 +47,14 @@ class EventStore(Protocol):
 CLICKHOUSE_SCHEMES = ("clickhouse", "clickhouses", "chdb")
 
 
-def open_event_store(url: str, read_only: bool = False) -> EventStore:
+def open_event_store(
+    url: str, read_only: bool = False, write_lock: AppWriteLock | None = None
+) -> EventStore:
     """The event store at `url`: `duckdb:///relative/path` or `duckdb:////absolute/path`
     (embedded), `clickhouse://user:password@host:8123/db` or `clickhouses://…` (a ClickHouse
     server), `chdb://memory/db` or `chdb:///directory?database=db` (the ClickHouse engine in
-    this process)."""
+    this process). Several processes writing one ClickHouse store must pass the same
+    `write_lock` (`state.locks.app_write_lock` of their shared PostgreSQL state store)."""
     scheme, _, rest = url.partition("://")
     if scheme == "duckdb":
         from liucun.warehouse.duckdb_store import DuckDBEventStore
@@ -59,7 +63,7 @@ def open_event_store(url: str, read_only: bool = False) -> EventStore:
     if scheme in CLICKHOUSE_SCHEMES:
         from liucun.warehouse.clickhouse_store import ClickHouseEventStore
 
-        return ClickHouseEventStore(url)
+        return ClickHouseEventStore(url, write_lock)
     raise ValueError(
         f"unsupported event store URL {url!r}; use duckdb:///path/events.duckdb or "
         "clickhouse://host:8123/database"

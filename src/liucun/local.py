@@ -62,6 +62,11 @@ def open_store_or_server(s: Settings) -> EventStore | ServerClient:
             console.fail(f"{exc}; no live server card in {s.data_dir}")
         console.err.print(f"[dim]event store held by the server at {card.url}; asking it[/]")
         return ServerClient(card)
+    except Exception as exc:  # an unreachable ClickHouse, a bad URL: say which setting
+        console.fail(
+            f"cannot open the event store {s.event_store_url}: {exc}\n"
+            "check LIUCUN_EVENT_STORE, and that its server answers"
+        )
 
 
 def event_count(s: Settings, app: App) -> int:
@@ -188,6 +193,11 @@ def run_server(s: Settings, host: str, port: int) -> None:
         store = open_event_store(s.event_store_url, write_lock=app_write_lock(state))
     except StoreBusyError as exc:
         console.fail(str(exc))
+    except Exception as exc:  # an unreachable ClickHouse, a bad URL: say which setting
+        console.fail(
+            f"cannot open the event store {s.event_store_url}: {exc}\n"
+            "check LIUCUN_EVENT_STORE, and that its server answers"
+        )
     serve_with_store(s, host, port, store, state)
 
 
@@ -255,7 +265,10 @@ def migrate_app_events(s: Settings, app: App, to_url: str) -> MigrationReport:
         try:
             target = open_events(s, to_url)
         except Exception as exc:  # unreachable server, bad URL: say which and what to check
-            console.fail(f"cannot open the target event store {to_url}: {exc}")
+            console.fail(
+                f"cannot open the target event store {to_url}: {exc}\n"
+                "check the URL, and that the ClickHouse server answers at that address"
+            )
         try:
             with console.progress(f"migrate {app.name} 迁移", source.count(app.app_id)) as bar:
                 task = bar.task_ids[0]

@@ -40,7 +40,7 @@ from liucun.warehouse.dedup import first_occurrences
 from liucun.warehouse.dialects import ClickHouseDialect
 from liucun.warehouse.person_keys import id_keys
 from liucun.warehouse.rollup import identity_links, local_days, with_person_keys
-from liucun.warehouse.schema import EVENT_COLUMN_NAMES, STORED_EVENT_COLUMNS, Column
+from liucun.warehouse.schema import EXPORT_COLUMN_NAMES, STORED_EVENT_COLUMNS, Column
 
 # ClickHouse recommends inserts of at least 1,000 rows; smaller batches go through its
 # asynchronous insert buffer, answered only once the buffer is written (durable when acked).
@@ -48,7 +48,6 @@ MIN_DIRECT_INSERT_ROWS = 1_000
 DEFAULT_DATABASE = "liucun"
 # events looked up per query for duplicates: a list of up to this many integers (200 kB)
 LOOKUP_ROWS = 10_000
-EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
 # few distinct values: dictionary-encoded columns scan and group several times faster
 _LOW_CARDINALITY = {"app_id", "event", "platform", "page", "referrer_page", "scene"}
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -224,12 +223,13 @@ class ClickHouseEventStore:
         }
         self._client, database = connect(url, settings)
         self.database = _check_database_name(database)
+        in_process = url.startswith("chdb:")
         # many small inserts make many small parts; a server buffers them (chdb has no server)
         self._small_insert_settings = (
-            {} if url.startswith("chdb:") else {"async_insert": 1, "wait_for_async_insert": 1}
+            {} if in_process else {"async_insert": 1, "wait_for_async_insert": 1}
         )
         self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        if url.startswith("chdb:"):
+        if in_process:
             # the session's database; the client's own would be one more setting per query,
             # which chdb applies and undoes around the query (10 ms)
             self._client.command(f"USE {self.database}")
@@ -309,7 +309,7 @@ class ClickHouseEventStore:
 
     def export_batches(self, app_id: str, batch_rows: int = 100_000) -> Iterator[pa.Table]:
         columns = ", ".join(
-            "toString(event_id) AS event_id" if c == "event_id" else c for c in EXPORT_COLUMNS
+            "toString(event_id) AS event_id" if c == "event_id" else c for c in EXPORT_COLUMN_NAMES
         )
         # ordered as DuckDB orders UUIDs (as their text), so both stores export the same file
         sql = (

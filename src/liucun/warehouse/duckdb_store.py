@@ -24,7 +24,7 @@ from liucun.warehouse.rollup import (
     rollup_partials,
     with_person_keys,
 )
-from liucun.warehouse.schema import EVENT_COLUMN_NAMES, STORED_EVENT_COLUMNS
+from liucun.warehouse.schema import EXPORT_COLUMN_NAMES, STORED_EVENT_COLUMNS
 from liucun.warehouse.store import StoreBusyError
 
 # DuckDB folds its write-ahead log into the table file (a checkpoint) once the log passes this
@@ -33,8 +33,6 @@ from liucun.warehouse.store import StoreBusyError
 # 30,000 events/s at 16 MB against 40,500 at 256 MB (bench/ingest.py). The price: up to
 # 256 MB of log to replay when the server restarts after a crash.
 CHECKPOINT_THRESHOLD = "256MB"
-
-EXPORT_COLUMNS = [c for c in EVENT_COLUMN_NAMES if c != "event_hash"]
 
 # (table, key column, id column): the person keys each table keeps (`person_keys`)
 PERSON_KEY_COLUMNS = (
@@ -225,7 +223,7 @@ class DuckDBEventStore:
         return int(row[0]) if row else 0
 
     def export_batches(self, app_id: str, batch_rows: int = 100_000) -> Iterator[pa.Table]:
-        cols = ", ".join(EXPORT_COLUMNS)
+        cols = ", ".join(EXPORT_COLUMN_NAMES)
         reader = (
             self._reader()
             .sql(

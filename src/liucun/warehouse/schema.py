@@ -50,6 +50,8 @@ EVENT_COLUMNS: tuple[Column, ...] = (
 )
 
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in EVENT_COLUMNS)
+# what every store's export gives: the event columns but the dedup hash (derived from the id)
+EXPORT_COLUMN_NAMES: tuple[str, ...] = tuple(c for c in EVENT_COLUMN_NAMES if c != "event_hash")
 
 EVENT_ARROW_SCHEMA = pa.schema(
     [pa.field(c.name, c.arrow, nullable=c.nullable) for c in EVENT_COLUMNS]

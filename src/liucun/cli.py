@@ -7,13 +7,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
 from liucun import console
-from liucun.config import EVENT_STORE_SCHEMES, Settings, SettingsError, load_settings
-from liucun.state.apps import App, AppError, create_app, find_app, list_apps
-from liucun.state.db import open_state
+from liucun.commands import alerts as alerts_commands
+from liucun.commands import churn as churn_commands
+from liucun.commands import lifecycle as lifecycle_commands
+from liucun.commands import playbook as playbook_commands
+from liucun.commands.common import AppOption, JsonOption, resolve_app, settings, state_engine
+from liucun.config import EVENT_STORE_SCHEMES, Settings
+from liucun.state.apps import App, AppError, create_app, list_apps
 
 app = typer.Typer(
     help="留存 liucun — retention and growth engine for mini-programs.",
@@ -26,33 +29,10 @@ funnels_cli = typer.Typer(help="Saved funnels (e.g. the key path).", no_args_is_
 app.add_typer(apps_cli, name="apps")
 app.add_typer(events_cli, name="events")
 app.add_typer(funnels_cli, name="funnels")
-
-AppOption = Annotated[str, typer.Option("--app", help="App name or id.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        console.fail(str(exc), code=2)
-
-
-def state_engine(s: Settings) -> sa.Engine:
-    try:
-        return open_state(s.state_store_url)
-    except Exception as exc:  # the URL reached nothing usable: say which setting to fix
-        console.fail(
-            f"cannot open the state store {s.state_store_url}: {exc}\n"
-            "check LIUCUN_STATE_STORE (or LIUCUN_DATA_DIR)"
-        )
-
-
-def resolve_app(s: Settings, ref: str) -> App:
-    try:
-        return find_app(state_engine(s), ref)
-    except AppError as exc:
-        console.fail(str(exc))
+app.add_typer(playbook_commands.cli, name="playbook")
+app.add_typer(churn_commands.cli, name="churn")
+app.add_typer(alerts_commands.cli, name="alerts")
+lifecycle_commands.register(app)
 
 
 @apps_cli.command("create")

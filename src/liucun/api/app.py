@@ -10,7 +10,16 @@ from fastapi.responses import JSONResponse
 
 from liucun import __version__
 from liucun.analytics.params import AnalyticsError
-from liucun.api.routes import admin, health, ingest, metrics, posthog
+from liucun.api.routes import (
+    admin,
+    alerts,
+    health,
+    ingest,
+    lifecycle,
+    metrics,
+    playbook,
+    posthog,
+)
 from liucun.api.runtime import Runtime
 from liucun.config import Settings
 from liucun.events.ingest import PayloadError
@@ -55,6 +64,6 @@ def create_app(
     async def analytics_error(_request: Request, exc: AnalyticsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (health, ingest, posthog, admin, metrics):
+    for module in (health, ingest, posthog, admin, metrics, playbook, lifecycle, alerts):
         app.include_router(module.router)
     return app

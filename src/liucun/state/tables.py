@@ -31,3 +31,11 @@ saved_funnels = sa.Table(
     sa.Column("breakdown", sa.String(100), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# --- playbook revisions (issue 6; playbook/) ---
+
+# --- lifecycle labels (issue 6; lifecycle/labels) ---
+
+# --- churn-risk models and scores (issue 6; lifecycle/risk) ---
+
+# --- alerts (issue 6; lifecycle/alerts) ---

@@ -1,0 +1,1 @@
+"""Lifecycle and churn: labels, churn risk, BG/NBD, early warning, win-back lists."""

@@ -1,0 +1,1 @@
+"""The playbook: every strategy and threshold an operator may change, as one validated file."""

@@ -11,6 +11,7 @@ import typer
 
 from liucun import console
 from liucun.commands import alerts as alerts_commands
+from liucun.commands import bgnbd as bgnbd_commands
 from liucun.commands import churn as churn_commands
 from liucun.commands import lifecycle as lifecycle_commands
 from liucun.commands import playbook as playbook_commands
@@ -33,6 +34,7 @@ app.add_typer(playbook_commands.cli, name="playbook")
 app.add_typer(churn_commands.cli, name="churn")
 app.add_typer(alerts_commands.cli, name="alerts")
 lifecycle_commands.register(app)
+bgnbd_commands.register(churn_commands.cli)
 
 
 @apps_cli.command("create")

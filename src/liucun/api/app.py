@@ -13,6 +13,7 @@ from liucun.analytics.params import AnalyticsError
 from liucun.api.routes import (
     admin,
     alerts,
+    churn,
     health,
     ingest,
     lifecycle,
@@ -64,6 +65,6 @@ def create_app(
     async def analytics_error(_request: Request, exc: AnalyticsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (health, ingest, posthog, admin, metrics, playbook, lifecycle, alerts):
+    for module in (health, ingest, posthog, admin, metrics, playbook, lifecycle, churn, alerts):
         app.include_router(module.router)
     return app

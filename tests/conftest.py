@@ -53,7 +53,8 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, state_url: str) -> Settings:
     """Settings with a private data directory and the parametrised state store."""
-    return Settings(data_dir=tmp_path / "data", state_store=state_url)
+    # no daily run in the background of a test server: tests run the jobs they check
+    return Settings(data_dir=tmp_path / "data", state_store=state_url, daily_at="off")
 
 
 def new_id() -> str:

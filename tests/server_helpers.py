@@ -32,6 +32,8 @@ def liucun_env(tmp_path: Path, state_url: str | None = None, **extra: str) -> di
     if state_url:
         env["LIUCUN_STATE_STORE"] = state_url
     env["PYTHONIOENCODING"] = "utf-8"
+    # no daily run in the background of a test server: tests run the jobs they check
+    env["LIUCUN_DAILY_AT"] = "off"
     env.update(extra)
     return env
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest request body, after gzip is undone."
     )
+    daily_at: str = Field(
+        "02:00",
+        description="App-local time after which `serve` runs each app's daily job for the "
+        "day before (labels, churn-risk scores, alerts); `off` to leave it to cron.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         check_timezone(value)
+        return value
+
+    @field_validator("daily_at")
+    @classmethod
+    def _daily_time(cls, value: str) -> str:
+        parse_daily_at(value)
         return value
 
     @field_validator("event_store")
@@ -111,6 +123,17 @@ def check_timezone(name: str) -> ZoneInfo:
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai"
         ) from None
+
+
+def parse_daily_at(value: str) -> time | None:
+    """`HH:MM` (app-local), or None for "off"."""
+    if value.strip().lower() in ("", "off", "none"):
+        return None
+    try:
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"expected a time like 02:00 (or off), got {value!r}") from None
 
 
 def load_settings(**overrides: Any) -> Settings:

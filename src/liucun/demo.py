@@ -97,6 +97,35 @@ def show_retention(store: EventStore, app: App, last_day: date) -> None:
     )
 
 
+def show_lifecycle(store: EventStore, state: sa.Engine, app: App, last_day: date) -> None:
+    """The users' lifecycle labels on the last day, and who to win back by reason."""
+    from liucun.lifecycle.daily import plan_labels, run_labels
+    from liucun.lifecycle.label_names import LABEL_NAMES, LABELS
+    from liucun.lifecycle.winback import winback_list
+
+    plan = plan_labels(store, state, app, last_day, last_day, relabel=False)
+    counts = run_labels(store, state, app, plan)[-1].counts
+    total = sum(counts.values()) or 1
+    console.print_table(
+        f"lifecycle labels 生命周期标签 {last_day}",
+        ["label 标签", "users 用户", "share 占比"],
+        [(LABEL_NAMES[x], f"{counts[x]:,}", f"{counts[x] / total:.1%}") for x in LABELS],
+    )
+    groups: dict[str, list[int]] = {}
+    for e in winback_list(store, state, app, last_day, 1_000_000):
+        g = groups.setdefault(f"{e.reason_zh} / {e.reason_en}", [0, 0])
+        g[0] += 1
+        g[1] += e.offer is not None
+    console.print_table(
+        "win-back 召回 (silent + churned, by main reason)",
+        ["reason 原因", "users 用户", "with an offer 有权益"],
+        [
+            (k, f"{v[0]:,}", f"{v[1]:,}")
+            for k, v in sorted(groups.items(), key=lambda g: -g[1][0])[:8]
+        ],
+    )
+
+
 def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bool) -> None:
     state = open_state(s.state_store_url)
     app, _ = demo_app(state, s.timezone)
@@ -117,9 +146,10 @@ def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bo
     figures = headline(store, app.app_id)
     show_headline(figures)
     show_retention(store, app, figures.last_day)
+    show_lifecycle(store, state, app, figures.last_day)
     console.out.print(
         "more 更多指标: liucun metrics mau-report|retention|lifecycle|funnel|exits|performance "
-        "--app demo (docs/metrics.md)"
+        "--app demo (docs/metrics.md); liucun lifecycle|winback --app demo (docs/lifecycle.md)"
     )
     if not serve:
         store.close()

@@ -97,6 +97,14 @@ def latest_day(store: EventStore, app_id: str) -> date | None:
     return value if isinstance(value, date) else None
 
 
+def first_day(store: EventStore, app_id: str) -> date | None:
+    """The app's earliest local day with any event, from the rollup."""
+    d = store.dialect
+    sql = f"SELECT min(day) AS day FROM user_days WHERE app_id = {d.param('app')}"
+    value = store.query(sql, {"app": app_id}).column("day")[0].as_py()
+    return value if isinstance(value, date) else None
+
+
 def resolve_scope(store: EventStore, app: App, params: MetricParams, today: date) -> Scope:
     """The app and date range a metric covers: `to` defaults to the latest day with data
     (else `today`), `from` to 30 days before `to`."""

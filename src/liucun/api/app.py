@@ -20,10 +20,22 @@ from liucun.api.routes import (
     metrics,
     playbook,
     posthog,
+    schedule,
 )
 from liucun.api.runtime import Runtime
-from liucun.config import Settings
+from liucun.config import Settings, parse_daily_at
 from liucun.events.ingest import PayloadError
+from liucun.schedule.scheduler import DailyScheduler
+
+
+def daily_scheduler(runtime: Runtime) -> DailyScheduler | None:
+    """The thread that runs each app's daily job, started (None when `daily_at` is off)."""
+    at = parse_daily_at(runtime.settings.daily_at)
+    if at is None:
+        return None
+    scheduler = DailyScheduler(runtime.store, runtime.state, at)
+    scheduler.start()
+    return scheduler
 
 
 def create_app(
@@ -42,9 +54,12 @@ def create_app(
         own = runtime is None
         app.state.runtime = runtime or Runtime.open(settings)
         app.state.runtime.start_workers()
+        scheduler = daily_scheduler(app.state.runtime)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if own:
                 app.state.runtime.close()
             if on_shutdown is not None:
@@ -65,6 +80,17 @@ def create_app(
     async def analytics_error(_request: Request, exc: AnalyticsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (health, ingest, posthog, admin, metrics, playbook, lifecycle, churn, alerts):
+    for module in (
+        health,
+        ingest,
+        posthog,
+        admin,
+        metrics,
+        playbook,
+        lifecycle,
+        churn,
+        alerts,
+        schedule,
+    ):
         app.include_router(module.router)
     return app

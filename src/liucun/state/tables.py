@@ -34,7 +34,47 @@ saved_funnels = sa.Table(
 
 # --- playbook revisions (issue 6; playbook/) ---
 
+# Every playbook text an operator put in force for an app, numbered 1, 2, … per app; the newest
+# that still validates is in force (playbook/store.py), none: the shipped default.
+playbook_revisions = sa.Table(
+    "playbook_revisions",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the UTF-8 text
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+)
+
 # --- lifecycle labels (issue 6; lifecycle/labels) ---
+
+# The history of each person's lifecycle label: one row per change, on the first labelled day
+# that the new label held. The label on day D is the latest row with day <= D.
+lifecycle_labels = sa.Table(
+    "lifecycle_labels",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("person_id", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("label", sa.String(16), nullable=False),
+    sa.Column("previous", sa.String(16), nullable=True),
+    # the depth signals that held for the person that day (comma-separated names)
+    sa.Column("signals", sa.String(500), nullable=False),
+    sa.Column("playbook_revision", sa.Integer, nullable=False),
+    sa.Index("ix_lifecycle_labels_app_day", "app_id", "day"),
+)
+
+# The days labelled, under which playbook revision, and the count of persons per label.
+lifecycle_days = sa.Table(
+    "lifecycle_days",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("playbook_revision", sa.Integer, nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),  # JSON {label: persons}
+    sa.Column("labelled_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 # --- churn-risk models and scores (issue 6; lifecycle/risk) ---
 
@@ -72,3 +112,63 @@ churn_scores = sa.Table(
 )
 
 # --- alerts (issue 6; lifecycle/alerts) ---
+
+# Alerts the early-warning rules raised; one row per (app, kind, subject, period), so that a
+# rule checked again, or by two processes at once, stores its alert once.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("scope", sa.String(8), nullable=False),  # app | user
+    sa.Column("subject", sa.String(200), nullable=False),  # person id, '' for the app
+    sa.Column("period", sa.String(100), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("figures", sa.Text, nullable=False),  # JSON object
+    sa.Column("title_zh", sa.Text, nullable=False),
+    sa.Column("title_en", sa.Text, nullable=False),
+    sa.Column("action_zh", sa.Text, nullable=False),
+    sa.Column("action_en", sa.Text, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),  # the day checked when it fired
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+    # the webhook's Idempotency-Key: the same on every attempt and every retrying run
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("delivery", sa.String(16), nullable=False),  # pending|delivered|failed|off
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.UniqueConstraint("app_id", "kind", "subject", "period", name="uq_alerts_once"),
+    sa.Index("ix_alerts_app_delivery", "app_id", "delivery"),
+)
+
+# Every attempt to POST an alert to the webhook, with what came back.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.alert_id"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | failed
+    sa.Index("ix_alert_deliveries_alert", "alert_id"),
+)
+
+# --- scheduled jobs (schedule/) ---
+
+# One row per (app, job, app-local day) run: its primary key is the claim that lets exactly
+# one of several servers run it.
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("job", sa.String(32), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: what each step did
+)

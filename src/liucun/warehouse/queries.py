@@ -53,3 +53,16 @@ def person_days_sql(dialect: Dialect, app: str) -> str:
     WHERE u.app_id = {app}
     GROUP BY {event_person("u")}, u.day
     """
+
+
+def person_names_sql(app: str) -> str:
+    """(person_id, person): the text id of every person key of app `app` — the user id of a
+    linked person, else the id its events were sent under (the smallest, should two ids ever
+    share a key)."""
+    return f"""
+    SELECT key AS person_id, min(name) AS person FROM (
+        SELECT distinct_key AS key, distinct_id AS name FROM user_days WHERE app_id = {app}
+        UNION ALL
+        SELECT user_key AS key, user_id AS name FROM identities WHERE app_id = {app}
+    ) names GROUP BY key
+    """

@@ -163,6 +163,13 @@ def ref_features(events: list[Ev], tz: str, as_of: date) -> dict[str, dict[str, 
             "consent_accepted": int(answer == "accept"),
             "consent_refused": int(answer in ("reject", "ban")),
             "identified": int(any(e.user is not None for e in evs)),
+            # the shipped e-commerce preset's one signal: an established user (active after
+            # their first week) who bought before and not in the last 30 days, +1
+            "depth_shift": int(
+                (days[-1] - days[0]).days >= 7
+                and any(e.event == "order_paid" for e in evs)
+                and count("order_paid", 30) == 0
+            ),
         }
     return out
 

@@ -697,3 +697,16 @@ def test_http_playbook(client: TestClient, tenant: AppCredentials) -> None:
     assert (
         client.put("/admin/v1/apps/nope/playbook", content=SMALL, headers=other).status_code == 403
     )
+
+
+def test_section_defaults_in_code_match_the_shipped_file() -> None:
+    # the models' own defaults (used when a section is built in code) must not drift from
+    # the default.yaml operators read
+    from liucun.playbook.alerts import AlertRules
+    from liucun.playbook.risk import RiskSettings
+    from liucun.playbook.winback import WinbackRules
+
+    shipped = default_playbook()
+    assert WinbackRules() == shipped.winback
+    assert RiskSettings() == shipped.risk
+    assert AlertRules() == shipped.alerts

@@ -22,6 +22,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from liucun.analytics.activity_source import latest_day
+from liucun.lifecycle.labels import depth_shifts
+from liucun.playbook.churn import ChurnRules
+from liucun.playbook.load import default_playbook
 from liucun.warehouse.queries import (
     event_person,
     event_person_join,
@@ -199,6 +202,14 @@ FEATURES: tuple[Feature, ...] = (
         "logged in",
         "1 when the person sent an event with a user id by the as-of day (logged in)",
     ),
+    Feature(
+        "depth_shift",
+        "行为深度信号",
+        "depth signals of the playbook",
+        "the net shift of the playbook's depth signals that hold for the person on the as-of "
+        "day (+1 each towards churned, −1 each towards active; docs/lifecycle.md), e.g. "
+        "e-commerce's 'bought before, no order in 30 days'",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURES_BY_NAME = {f.name: f for f in FEATURES}
@@ -324,9 +335,16 @@ def _by_person(store: EventStore, sql: str, params: dict[str, Any]) -> dict[int,
     return {int(r["person_id"]): r for r in store.query(sql, params).to_pylist()}
 
 
-def person_features(store: EventStore, app_id: str, timezone: str, as_of: date) -> pa.Table:
+def person_features(
+    store: EventStore,
+    app_id: str,
+    timezone: str,
+    as_of: date,
+    rules: ChurnRules | None = None,
+) -> pa.Table:
     """The churn-risk features (`FEATURES`) of every person active (any event) in the 90 app-local
-    days ending on `as_of`, from what was stored about them up to the end of that day.
+    days ending on `as_of`, from what was stored about them up to the end of that day; the
+    depth signals are those of `rules` (default: the shipped playbook's churn section).
 
     Columns: `person_key` (the store's person key), `person_id` (its text id), then one column
     per feature in `FEATURE_NAMES` order; rows sorted by `person_id`.
@@ -337,6 +355,7 @@ def person_features(store: EventStore, app_id: str, timezone: str, as_of: date) 
     consent = _by_person(store, _consent_sql(store), params)
     identified = set(_by_person(store, _identified_sql(store), params))
     names = person_names(store, app_id)
+    shifts = depth_shifts(store, app_id, timezone, rules or default_playbook().churn, as_of)
     columns: dict[str, list[Any]] = {"person_key": [], "person_id": []}
     columns |= {name: [] for name in FEATURE_NAMES}
     for key in sorted(base, key=lambda k: names.get(k, str(k))):
@@ -374,6 +393,7 @@ def person_features(store: EventStore, app_id: str, timezone: str, as_of: date) 
             "consent_accepted": int(answer == "accept"),
             "consent_refused": int(answer in ("reject", "ban")),
             "identified": int(key in identified),
+            "depth_shift": shifts.get(names.get(key, str(key)), 0),
         }
         columns["person_key"].append(key)
         columns["person_id"].append(names.get(key, str(key)))

@@ -205,27 +205,22 @@ class DayLabels:
         return out
 
 
-def label_persons(rules: ChurnRules, activity: PersonActivity, as_of: date) -> DayLabels:
-    """Apply the churn rules (module docstring) to the activity of every person."""
-    preset = rules.preset
-    today = (as_of - date(1970, 1, 1)).days
-    age = today - activity.first_day
-    since_active = today - activity.last_day
-    is_new_type = (activity.last_day - activity.first_day) < rules.new_user_days
-    silent_after = np.where(
-        is_new_type, preset.new_users.silent_after_days, preset.established.silent_after_days
-    )
-    churned_after = np.where(
-        is_new_type, preset.new_users.churned_after_days, preset.established.churned_after_days
-    )
-    stage = np.where(
-        since_active < silent_after, ACTIVE, np.where(since_active < churned_after, SILENT, CHURNED)
-    )
+def new_type(rules: ChurnRules, activity: PersonActivity) -> npt.NDArray[np.bool_]:
+    """Whether each person is judged as a new user (their activity all in their first
+    `new_user_days` days), else as an established one."""
+    return (activity.last_day - activity.first_day) < rules.new_user_days
+
+
+def signal_shifts(
+    rules: ChurnRules, activity: PersonActivity, is_new_type: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], list[list[str]]]:
+    """Each person's net shift from the preset's depth signals that hold and apply to their
+    user type, and the names of those signals."""
     n = len(activity.persons)
     fired: list[list[str]] = [[] for _ in range(n)]
     shift = np.zeros(n, dtype=np.int64)
     k = 0
-    for signal in preset.depth_signals:
+    for signal in rules.preset.depth_signals:
         holds = np.ones(n, dtype=bool)
         for cond in signal.when:
             count = activity.counts[k]
@@ -241,6 +236,26 @@ def label_persons(rules: ChurnRules, activity: PersonActivity, as_of: date) -> D
         shift += np.where(holds, signal.shift, 0)
         for i in np.flatnonzero(holds):
             fired[i].append(signal.name)
+    return shift, fired
+
+
+def label_persons(rules: ChurnRules, activity: PersonActivity, as_of: date) -> DayLabels:
+    """Apply the churn rules (module docstring) to the activity of every person."""
+    preset = rules.preset
+    today = (as_of - date(1970, 1, 1)).days
+    age = today - activity.first_day
+    since_active = today - activity.last_day
+    is_new_type = new_type(rules, activity)
+    silent_after = np.where(
+        is_new_type, preset.new_users.silent_after_days, preset.established.silent_after_days
+    )
+    churned_after = np.where(
+        is_new_type, preset.new_users.churned_after_days, preset.established.churned_after_days
+    )
+    stage = np.where(
+        since_active < silent_after, ACTIVE, np.where(since_active < churned_after, SILENT, CHURNED)
+    )
+    shift, fired = signal_shifts(rules, activity, is_new_type)
     stage = np.clip(stage + shift, ACTIVE, CHURNED)
     labels = np.where(
         stage == CHURNED,
@@ -263,3 +278,13 @@ def labels_as_of(
 ) -> DayLabels:
     """Every person's lifecycle label on app-local day `as_of` under `rules`."""
     return label_persons(rules, person_activity(store, app_id, tz, rules, as_of), as_of)
+
+
+def depth_shifts(
+    store: EventStore, app_id: str, tz: str, rules: ChurnRules, as_of: date
+) -> dict[str, int]:
+    """person id → the net shift of the depth signals that hold for them on `as_of` (a
+    churn-risk feature: the operator's own definition of risky behaviour)."""
+    activity = person_activity(store, app_id, tz, rules, as_of)
+    shift, _ = signal_shifts(rules, activity, new_type(rules, activity))
+    return dict(zip(activity.persons, shift.tolist(), strict=True))

@@ -49,6 +49,7 @@ from liucun.lifecycle.features import (
     person_features,
 )
 from liucun.playbook.risk import RiskSettings
+from liucun.playbook.store import playbook_in_force
 from liucun.state.apps import App
 from liucun.state.tables import churn_models
 from liucun.warehouse.store import EventStore
@@ -365,7 +366,8 @@ def train(
     t0 = training_day(store, app.app_id, as_of, horizon)
     as_of = t0 + timedelta(days=horizon)
     unit = _reporter(progress)
-    features = person_features(store, app.app_id, app.timezone, t0)
+    rules = playbook_in_force(state, app.app_id).playbook.churn
+    features = person_features(store, app.app_id, app.timezone, t0, rules)
     unit("features")
     y = observed_labels(store, app, features, t0, horizon)
     unit("labels")

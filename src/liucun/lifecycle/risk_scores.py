@@ -19,6 +19,7 @@ from liucun.analytics.activity_source import first_day, latest_day
 from liucun.lifecycle.features import person_features
 from liucun.lifecycle.risk import Reason, RiskError, feature_matrix, latest_model, reasons
 from liucun.playbook.risk import RiskSettings
+from liucun.playbook.store import playbook_in_force
 from liucun.state.apps import App
 from liucun.state.tables import churn_scores
 from liucun.warehouse.store import EventStore
@@ -66,7 +67,8 @@ def score(
     first = first_day(store, app.app_id)
     if as_of > last or (first is not None and as_of < first):
         raise RiskError(f"as-of day {as_of} is outside the days with data ({first} … {last})")
-    features = person_features(store, app.app_id, app.timezone, as_of)
+    rules = playbook_in_force(state, app.app_id).playbook.churn
+    features = person_features(store, app.app_id, app.timezone, as_of, rules)
     x = feature_matrix(features, stored.model.features)
     risk = stored.model.risk_of(x)
     why = reasons(stored.model, x, settings.reasons)

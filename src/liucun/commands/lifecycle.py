@@ -69,7 +69,11 @@ def _label(
             days = run_labels(target, engine, app, plan, lambda _d: bar.advance(task))
     finally:
         target.close()
-    return app, [{**asdict(d), "day": d.day.isoformat()} for d in days]
+    # the same fields as the API's answer
+    return app, [
+        {"day": d.day.isoformat(), "playbook_revision": d.playbook_revision, "counts": d.counts}
+        for d in days
+    ]
 
 
 def lifecycle_command(

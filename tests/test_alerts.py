@@ -879,3 +879,25 @@ def test_api(api: tuple[TestClient, AppCredentials]) -> None:
             "detail"
         ]
     )
+
+
+def test_user_alerts_can_stay_off_the_webhook(tmp_path: Path) -> None:
+    state = open_state(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    shop = create_tenant(state, "shop", TZ)
+
+    def fired(scope: str, subject: str) -> Alert:
+        return Alert(
+            scope + "_kind", scope, subject, "2026-W48", "warning", {}, "做", "do", "标", "t"
+        )
+
+    both = [fired("app", ""), fired("user", "p1")]
+    sent = store_alerts(state, shop.app_id, both, date(2026, 11, 29), webhook=True)
+    assert [a.delivery for a, _ in sent] == ["pending", "pending"]
+    quiet = [fired("app", "x"), fired("user", "p2")]
+    kept = store_alerts(
+        state, shop.app_id, quiet, date(2026, 11, 29), webhook=True, user_alerts=False
+    )
+    # the user-level alert is stored and listed, but not queued for the webhook
+    assert [(a.scope, a.delivery) for a, _ in kept] == [("app", "pending"), ("user", "off")]
+    assert Webhook().user_alerts and default_playbook().alerts.webhook.user_alerts
+    state.dispose()

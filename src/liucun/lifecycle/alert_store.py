@@ -92,11 +92,17 @@ def _insert(engine: sa.Engine) -> Any:
 
 
 def store_alerts(
-    engine: sa.Engine, app_id: str, fired: Sequence[Alert], as_of: date, webhook: bool
+    engine: sa.Engine,
+    app_id: str,
+    fired: Sequence[Alert],
+    as_of: date,
+    webhook: bool,
+    user_alerts: bool = True,
 ) -> list[tuple[StoredAlert, bool]]:
     """Keep the fired alerts; each (app, kind, subject, period) is stored once, whoever else
     stores it at the same time. Returns every fired alert as stored, with whether this call
-    stored it (new). New alerts wait for delivery when there is a `webhook`."""
+    stored it (new). New alerts wait for delivery when there is a `webhook`, user-level ones
+    only if `user_alerts`."""
     now = datetime.now(UTC)
     keyed = {idempotency_key(app_id, a.kind, a.subject, a.period): a for a in fired}
     found: dict[str, tuple[StoredAlert, bool]] = {}
@@ -119,7 +125,7 @@ def store_alerts(
                 "as_of": as_of,
                 "created_at": now,
                 "idempotency_key": key,
-                "delivery": "pending" if webhook else "off",
+                "delivery": "pending" if webhook and (a.scope == "app" or user_alerts) else "off",
                 "attempts": 0,
             }
             # ON CONFLICT DO NOTHING: a concurrent check storing the same alert waits for

@@ -165,7 +165,9 @@ def check_and_deliver(
     every pending alert of the app, the new ones and those earlier runs could not."""
     fired = check_alerts(store, state, app, as_of, playbook)
     webhook = playbook.alerts.webhook
-    stored = store_alerts(state, app.app_id, fired, as_of, webhook.url is not None)
+    stored = store_alerts(
+        state, app.app_id, fired, as_of, webhook.url is not None, webhook.user_alerts
+    )
     return CheckReport(as_of, stored, deliver_pending(state, app, webhook, sleep))
 
 

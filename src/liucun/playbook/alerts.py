@@ -173,6 +173,9 @@ class Webhook(Strict):
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_s: float = Field(default=1.0, ge=0, le=600)
     max_backoff_s: float = Field(default=60.0, ge=0, le=3600)
+    # user-level alerts (a loyal user's visits halved, a user's risk crossed the line) are
+    # POSTed one by one, for a CRM; false keeps them in the alert list only, for a chat bot
+    user_alerts: bool = True
 
 
 class AlertRules(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +233,13 @@ def apply(
         return
     same = "" if applied.created else " (unchanged 未变化)"
     typer.echo(f"revision {applied.revision} in force 已生效{same}")
+    if applied.created:
+        # labels already in the history keep the revision they were made under
+        console.err.print(
+            "[dim]days labelled from now on use it; to relabel the past 重新标注历史: "
+            f"liucun lifecycle --app {shlex.quote(found.name)} --from YYYY-MM-DD --relabel[/]",
+            soft_wrap=True,
+        )
 
 
 @cli.command("history")

@@ -92,6 +92,14 @@ class ServerClient:
         response.raise_for_status()
         return response.json()
 
+    def post(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """POST with query parameters only (an admin action such as the daily job)."""
+        response = self.http.post(path, params=params)
+        if response.status_code == 422:
+            raise ServerRefusedError(_detail(response))
+        response.raise_for_status()
+        return response.json()
+
     def post_json(self, path: str, body: Any) -> Any:
         response = self.http.post(
             path,

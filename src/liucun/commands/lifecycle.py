@@ -28,12 +28,9 @@ def _date(value: str | None, name: str) -> date | None:
         console.fail(f"{name} must be a date like 2026-10-31, got {value!r}", code=2)
 
 
-def _server_call(client: ServerClient, method: str, path: str, params: dict[str, Any]) -> Any:
-    response = client.http.request(method, path, params={k: v for k, v in params.items() if v})
-    if response.status_code == 422:
-        raise ServerRefusedError(str(response.json().get("detail")))
-    response.raise_for_status()
-    return response.json() if "json" in response.headers.get("content-type", "") else response.text
+def _present(params: dict[str, Any]) -> dict[str, Any]:
+    """The query parameters that are set, as text (dates in ISO form)."""
+    return {k: v if isinstance(v, int) else str(v) for k, v in params.items() if v}
 
 
 def _label(
@@ -49,9 +46,7 @@ def _label(
     if isinstance(target, ServerClient):
         params = {"from": first, "to": last, "relabel": "true" if relabel else None}
         try:
-            out = _server_call(
-                target, "POST", f"/admin/v1/apps/{app.app_id}/lifecycle/label", params
-            )
+            out = target.post(f"/admin/v1/apps/{app.app_id}/lifecycle/label", _present(params))
         except ServerRefusedError as exc:
             console.fail(str(exc), code=2)
         return app, out["days"]
@@ -111,7 +106,15 @@ def lifecycle_command(
     else:
         console.print_table(
             f"lifecycle labels 生命周期标签 · {app.name}",
-            ["day 日期", *[LABEL_NAMES[x] for x in LABELS], "playbook 手册版本"],
+            [
+                "day 日期",
+                "新 new",
+                "活跃 active",
+                "回流 back",
+                "沉默 silent",
+                "流失 churned",
+                "rev",
+            ],
             [[d["day"], *[d["counts"][x] for x in LABELS], d["playbook_revision"]] for d in days],
         )
 
@@ -179,7 +182,7 @@ def winback_command(
     if isinstance(target, ServerClient):
         params = {"date": as_of, "limit": limit}
         try:
-            entries = _server_call(target, "GET", f"/admin/v1/apps/{app.app_id}/winback", params)
+            entries = target.get(f"/admin/v1/apps/{app.app_id}/winback", _present(params))
         except ServerRefusedError as exc:
             console.fail(str(exc), code=2)
     else:

@@ -61,16 +61,14 @@ def daily_command(
             if isinstance(target, ServerClient):
                 params = {"date": wanted.isoformat() if wanted else None, "force": force}
                 try:
-                    response = target.http.post(
-                        f"/admin/v1/apps/{app.app_id}/daily",
-                        params={k: v for k, v in params.items() if v},
+                    reports.append(
+                        target.post(
+                            f"/admin/v1/apps/{app.app_id}/daily",
+                            {k: v for k, v in params.items() if v},
+                        )
                     )
                 except ServerRefusedError as exc:
                     console.fail(str(exc), code=2)
-                if response.status_code == 422:
-                    console.fail(str(response.json().get("detail")), code=2)
-                response.raise_for_status()
-                reports.append(response.json())
                 continue
             as_of = wanted or data_day(target, app)
             if not claim(engine, app.app_id, DAILY_JOB, as_of) and not force:

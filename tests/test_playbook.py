@@ -703,6 +703,7 @@ def test_section_defaults_in_code_match_the_shipped_file() -> None:
     # the models' own defaults (used when a section is built in code) must not drift from
     # the default.yaml operators read
     from liucun.playbook.alerts import AlertRules
+    from liucun.playbook.loyalty import LoyaltyRules
     from liucun.playbook.risk import RiskSettings
     from liucun.playbook.winback import WinbackRules
 
@@ -710,3 +711,4 @@ def test_section_defaults_in_code_match_the_shipped_file() -> None:
     assert WinbackRules() == shipped.winback
     assert RiskSettings() == shipped.risk
     assert AlertRules() == shipped.alerts
+    assert LoyaltyRules() == shipped.loyalty

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest request body, after gzip is undone."
     )
+    user_token_max_seconds: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="Longest lifetime a user token (minted by the app's backend) may have.",
+    )
     daily_at: str = Field(
         "02:00",
         description="App-local time after which `serve` runs each app's daily job for the "

@@ -17,14 +17,20 @@ from liucun.api.routes import (
     health,
     ingest,
     lifecycle,
+    loyalty_activity,
+    loyalty_coupons,
+    loyalty_points,
+    loyalty_social,
     metrics,
     playbook,
     posthog,
     schedule,
 )
+from liucun.api.routes.loyalty_deps import loyalty_error
 from liucun.api.runtime import Runtime
 from liucun.config import Settings, parse_daily_at
 from liucun.events.ingest import PayloadError
+from liucun.loyalty.errors import LoyaltyError
 from liucun.schedule.scheduler import DailyScheduler
 
 
@@ -80,6 +86,8 @@ def create_app(
     async def analytics_error(_request: Request, exc: AnalyticsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    app.add_exception_handler(LoyaltyError, loyalty_error)
+
     for module in (
         health,
         ingest,
@@ -91,6 +99,10 @@ def create_app(
         churn,
         alerts,
         schedule,
+        loyalty_points,
+        loyalty_activity,
+        loyalty_coupons,
+        loyalty_social,
     ):
         app.include_router(module.router)
     return app

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -23,6 +24,13 @@ from liucun.warehouse.writer import GroupCommitWriter
 T = TypeVar("T")
 # A key seen valid is trusted this long without asking the state store again.
 KEY_CACHE_SECONDS = 30.0
+# A loyalty request reads the playbook in force at most this old (a new revision applies
+# within this many seconds on every server).
+PROGRAMME_CACHE_SECONDS = 5.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -33,7 +41,20 @@ class Runtime:
     writer: GroupCommitWriter
     # Grants admin rights to whoever can read the data directory (the local CLI).
     control_token: str = field(default_factory=lambda: "ct_" + secrets.token_urlsafe(32))
+    # what loyalty requests take as "now" (tests move it)
+    clock: Callable[[], datetime] = utc_now
     _keys: dict[str, tuple[float, App]] = field(default_factory=dict)
+    _cached: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict)
+
+    def cached(self, kind: str, key: str, ttl: float, load: Callable[[], T]) -> T:
+        """`load()`, remembered under (`kind`, `key`) for `ttl` seconds."""
+        hit = self._cached.get((kind, key))
+        if hit and time.monotonic() - hit[0] < ttl:
+            value: T = hit[1]
+            return value
+        value = load()
+        self._cached[(kind, key)] = (time.monotonic(), value)
+        return value
 
     @property
     def limits(self) -> Limits:

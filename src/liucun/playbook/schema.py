@@ -10,6 +10,7 @@ from typing import Literal
 
 from liucun.playbook.alerts import AlertRules
 from liucun.playbook.churn import ChurnRules, Strict
+from liucun.playbook.loyalty import LoyaltyRules
 from liucun.playbook.risk import RiskSettings
 from liucun.playbook.winback import WinbackRules
 
@@ -23,3 +24,4 @@ class Playbook(Strict):
     risk: RiskSettings
     alerts: AlertRules
     winback: WinbackRules
+    loyalty: LoyaltyRules

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +31,19 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    # SQLAlchemy, not the driver, begins transactions (see `_sqlite_begin`)
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A write transaction takes SQLite's write lock at BEGIN: one that read first and wrote
+    # later could not get it once another writer had committed (SQLITE_BUSY, not waited for).
+    immediate = conn.get_execution_options().get(WRITE_OPTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# the execution option that marks a connection's transactions as writes (`write_transaction`)
+WRITE_OPTION = "liucun_write"
 
 
 def create_state_engine(url: str) -> sa.Engine:
@@ -40,8 +55,17 @@ def create_state_engine(url: str) -> sa.Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(full)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(full, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that will write: on SQLite it holds the write lock from its start, so that
+    read-then-write sequences in it run one at a time; on PostgreSQL writers lock rows."""
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+        yield conn
 
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:

@@ -172,3 +172,278 @@ job_runs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("detail", sa.Text, nullable=False),  # JSON: what each step did
 )
+
+# --- loyalty (issue 7; loyalty/) ---
+# Amounts of money are integers in fen (0.01 yuan); points are integers.
+
+# Secrets an app's own backend signs user tokens with (HS256); several may be live during a
+# rotation, each named by `key_id` (the token's `kid`).
+app_signing_keys = sa.Table(
+    "app_signing_keys",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# One row per member (a user the loyalty programme has seen). Its row is the lock that every
+# write for the member takes first, so that a member's writes happen one at a time;
+# `balance` and `debt` are kept with the journal in the same transaction.
+loyalty_members = sa.Table(
+    "loyalty_members",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("joined_day", sa.Date, nullable=False),  # app-local
+    sa.Column("balance", sa.BigInteger, nullable=False),  # points: credits − debits
+    sa.Column("debt", sa.BigInteger, nullable=False),  # points reversed beyond the balance
+    sa.Column("growth", sa.BigInteger, nullable=False),  # growth value, lifetime
+    sa.Column("level", sa.String(40), nullable=False),
+    sa.Column("level_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("level_reviewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("invite_code", sa.String(16), nullable=False),
+    sa.Column("paid_orders", sa.Integer, nullable=False),
+    sa.UniqueConstraint("app_id", "invite_code", name="uq_loyalty_members_invite_code"),
+)
+
+# Every request that changed loyalty state, by its idempotency key: the same key again answers
+# with `result` and changes nothing; a different request under a used key is refused.
+loyalty_operations = sa.Table(
+    "loyalty_operations",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of the request
+    sa.Column("result", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The points journal: immutable, double entry. Each row moves `points` (> 0) from the `debit`
+# account to the `credit` account; accounts are `member` (the user's balance) and the
+# system accounts earned, spent, expired, adjusted and reversed. One operation may write
+# several rows (a spend drawing on several lots).
+points_journal = sa.Table(
+    "points_journal",
+    metadata,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("operation_key", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # earn spend expire reverse adjust
+    sa.Column("debit", sa.String(16), nullable=False),
+    sa.Column("credit", sa.String(16), nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("lot_id", sa.Integer, nullable=True),
+    sa.Column("rule", sa.String(60), nullable=True),
+    sa.Column("playbook_revision", sa.Integer, nullable=True),
+    sa.Column("event_id", sa.String(100), nullable=True),
+    sa.Column("order_id", sa.String(200), nullable=True),
+    sa.Column("amount_fen", sa.BigInteger, nullable=True),  # the sum an award was made from
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_points_journal_member", "app_id", "user_id", "entry_id"),
+    sa.Index("ix_points_journal_order", "app_id", "order_id"),
+    sa.Index("ix_points_journal_app_time", "app_id", "created_at"),
+)
+
+# What is left of each earning: spends draw on the lots that expire first; a lot past
+# `expires_at` can no longer be spent, and the expiry writes its `remaining` off.
+points_lots = sa.Table(
+    "points_lots",
+    metadata,
+    sa.Column("lot_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("earned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),  # null: never
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("remaining", sa.BigInteger, nullable=False),
+    sa.Index("ix_points_lots_member", "app_id", "user_id", "remaining"),
+    sa.Index("ix_points_lots_expiry", "app_id", "expires_at"),
+)
+
+# Running totals that caps are checked against, raised only by a conditional update that holds
+# the cap (a budget per rule or coupon template and period; `used` in points or fen).
+loyalty_budgets = sa.Table(
+    "loyalty_budgets",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("budget", sa.String(100), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),  # 2026-11, 2026-11-20 or all
+    sa.Column("used", sa.BigInteger, nullable=False),
+)
+
+# Every reward granted (a ladder step, a check-in threshold, a task, the new-user pack, an
+# invite, a group, a help): once per `reward_key`, with what it gave.
+loyalty_rewards = sa.Table(
+    "loyalty_rewards",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("reward_key", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    sa.Column("coupon_id", sa.String(40), nullable=True),
+    sa.Column("badge", sa.String(40), nullable=True),
+    sa.Column("playbook_revision", sa.Integer, nullable=False),
+    sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_loyalty_rewards_member", "app_id", "user_id"),
+)
+
+# Growth value (成长值) entries, once per key; levels follow their sum.
+growth_entries = sa.Table(
+    "growth_entries",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("entry_key", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # spend active_day share adjust
+    sa.Column("growth", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_growth_entries_member", "app_id", "user_id", "created_at"),
+)
+
+level_changes = sa.Table(
+    "level_changes",
+    metadata,
+    sa.Column("change_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("old_level", sa.String(40), nullable=False),
+    sa.Column("new_level", sa.String(40), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # upgrade | review
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_level_changes_member", "app_id", "user_id"),
+)
+
+# One check-in per member per app-local day; `streak` is the run of days ending on it.
+checkins = sa.Table(
+    "checkins",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("streak", sa.Integer, nullable=False),
+    sa.Column("makeup", sa.Boolean, nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_checkins_app_day", "app_id", "day"),
+)
+
+# App-local days a member visited (the monthly ladder counts them), with the visits that day.
+visit_days = sa.Table(
+    "visit_days",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("visits", sa.Integer, nullable=False),
+)
+
+# Counted events, once each (the event id), for daily tasks and monthly action counts.
+counted_events = sa.Table(
+    "counted_events",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("event_id", sa.String(100), primary_key=True),
+    sa.Column("counter", sa.String(60), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # app-local day of the event
+    sa.Index("ix_counted_events_member", "app_id", "user_id", "counter", "day"),
+)
+
+# Coupons issued so far per template: the conditional update on this row holds the total limit.
+coupon_stock = sa.Table(
+    "coupon_stock",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("template", sa.String(40), primary_key=True),
+    sa.Column("issued", sa.Integer, nullable=False),
+    sa.Column("face_fen", sa.BigInteger, nullable=False),  # value issued, for the budget
+)
+
+# Issued coupons; terms are copied from the template so that a playbook change does not
+# alter coupons already in users' hands.
+coupons = sa.Table(
+    "coupons",
+    metadata,
+    sa.Column("coupon_id", sa.String(40), primary_key=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("template", sa.String(40), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # no_threshold spend_save discount
+    sa.Column("value_fen", sa.BigInteger, nullable=True),
+    sa.Column("min_spend_fen", sa.BigInteger, nullable=True),
+    sa.Column("percent_off", sa.Float, nullable=True),
+    sa.Column("max_discount_fen", sa.BigInteger, nullable=True),
+    sa.Column("first_order_only", sa.Boolean, nullable=False),
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # issued locked redeemed void
+    sa.Column("source", sa.String(200), nullable=False),  # the operation that issued it
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("order_id", sa.String(200), nullable=True),
+    sa.Column("order_fen", sa.BigInteger, nullable=True),
+    sa.Column("discount_fen", sa.BigInteger, nullable=True),
+    sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("redeemed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("playbook_revision", sa.Integer, nullable=False),
+    sa.UniqueConstraint("app_id", "code", name="uq_coupons_code"),
+    sa.Index("ix_coupons_member", "app_id", "user_id", "status"),
+    sa.Index("ix_coupons_expiry", "app_id", "status", "valid_until"),
+)
+
+# Devices a member was seen on (the invite check refuses an invitee on the inviter's device).
+member_devices = sa.Table(
+    "member_devices",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("device_id", sa.String(200), primary_key=True),
+    sa.Index("ix_member_devices_device", "app_id", "device_id"),
+)
+
+# Who invited whom: one inviter per invitee; `rewarded_at` once both sides got their reward.
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("invitee", sa.String(200), primary_key=True),
+    sa.Column("inviter", sa.String(200), nullable=False),
+    sa.Column("device_id", sa.String(200), nullable=True),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rewarded_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_invites_inviter", "app_id", "inviter"),
+)
+
+# Group buys (拼团) and help-unlocks (助力): a goal of N people by a deadline.
+social_goals = sa.Table(
+    "social_goals",
+    metadata,
+    sa.Column("goal_id", sa.String(40), primary_key=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # group | help
+    sa.Column("offer", sa.String(40), nullable=False),  # the playbook's offer or benefit
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("needed", sa.Integer, nullable=False),
+    sa.Column("joined", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # open formed failed
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("playbook_revision", sa.Integer, nullable=False),
+    sa.Index("ix_social_goals_status", "app_id", "status", "deadline"),
+)
+
+social_members = sa.Table(
+    "social_members",
+    metadata,
+    sa.Column("goal_id", sa.String(40), sa.ForeignKey("social_goals.goal_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+)

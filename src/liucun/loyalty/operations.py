@@ -1,0 +1,108 @@
+"""Idempotent loyalty writes: each carries a key (an event id, an order id or the client's own);
+the same key again changes nothing and answers with the first result.
+
+A refused request is not remembered: the same key may succeed later (after the user earned the
+points it lacked, say).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from liucun.loyalty.errors import LoyaltyError
+from liucun.loyalty.members import Member, lock_member
+from liucun.loyalty.programme import Programme
+from liucun.state.db import write_transaction
+from liucun.state.tables import loyalty_operations
+
+KEY_MAX = 200
+Work = Callable[[sa.Connection, Member], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: dict[str, Any]
+    replayed: bool  # the key was seen before: nothing changed this time
+
+
+def fingerprint(kind: str, user_id: str, request: dict[str, Any]) -> str:
+    """What identifies a request apart from its key (to refuse a key reused for another)."""
+    body = orjson.dumps([kind, user_id, request], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(body).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > KEY_MAX:
+        raise LoyaltyError(
+            "bad_idempotency_key",
+            f"idempotency keys are 1–{KEY_MAX} characters",
+            f"幂等键须为 1–{KEY_MAX} 个字符",
+            status=422,
+        )
+    return key
+
+
+def _prior(conn: sa.Connection, app_id: str, key: str, print_: str) -> dict[str, Any] | None:
+    o = loyalty_operations.c
+    row = conn.execute(
+        sa.select(o.fingerprint, o.result).where(o.app_id == app_id, o.idempotency_key == key)
+    ).first()
+    if row is None:
+        return None
+    if row.fingerprint != print_:
+        raise LoyaltyError(
+            "idempotency_key_reused",
+            f"the idempotency key {key!r} was used for a different request; use a new key",
+            f"幂等键 {key!r} 已用于另一个请求,请换一个新的键",
+        )
+    result: dict[str, Any] = orjson.loads(row.result)
+    return result
+
+
+def run_once(
+    engine: sa.Engine,
+    prog: Programme,
+    user_id: str,
+    key: str,
+    kind: str,
+    request: dict[str, Any],
+    now: datetime,
+    work: Work,
+) -> Outcome:
+    """Run `work` for the locked member `user_id` in one transaction, once per `key`: a key
+    seen before answers with its first result and runs nothing."""
+    check_key(key)
+    print_ = fingerprint(kind, user_id, request)
+    try:
+        with write_transaction(engine) as conn:
+            member = lock_member(conn, prog, user_id, now)
+            prior = _prior(conn, prog.app_id, key, print_)
+            if prior is not None:
+                return Outcome(prior, True)
+            result = work(conn, member)
+            conn.execute(
+                loyalty_operations.insert().values(
+                    app_id=prog.app_id,
+                    idempotency_key=key,
+                    user_id=user_id,
+                    kind=kind,
+                    fingerprint=print_,
+                    result=orjson.dumps(result, default=str).decode(),
+                    created_at=now,
+                )
+            )
+            return Outcome(result, False)
+    except sa.exc.IntegrityError:
+        # the same key, for another member, committed first
+        with engine.connect() as conn:
+            prior = _prior(conn, prog.app_id, key, print_)
+        if prior is None:
+            raise
+        return Outcome(prior, True)

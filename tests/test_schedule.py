@@ -99,7 +99,7 @@ def test_the_scheduler_runs_each_due_day_once(state: sa.Engine, tmp_path: Path) 
         assert run_due(store, state, time(2, 0), now) == [(app.app_id, DAY, True)]
         assert run_due(store, state, time(2, 0), now) == []  # claimed and done
         (run,) = job_runs_of(state, app.app_id)
-        assert run.status == "done" and set(run.detail) == {"labels", "risk", "alerts"}
+        assert run.status == "done" and set(run.detail) == {"labels", "risk", "alerts", "loyalty"}
         assert run.detail["risk"]["status"] == "skipped"  # 4 users: too few to train
         assert run.detail["labels"]["counts"]["resurrected"] == 1
         assert [d.day for d in label_counts(state, app.app_id, DAY, DAY)] == [DAY]

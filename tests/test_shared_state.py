@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -126,3 +127,80 @@ def test_keys_from_one_server_work_on_the_other(
             headers={"Authorization": "Bearer wk_not-a-key"},
         )
         assert r.status_code == 401
+
+
+SCARCE_PLAYBOOK = """\
+version: 1
+loyalty:
+  checkin: {points: 10}
+  coupons:
+    templates:
+      - {name: scarce, zh: 稀缺券, en: Scarce, kind: no_threshold, yuan: 5, total_limit: 10}
+      - {name: points_5, zh: 5 元券, en: 5 off, kind: no_threshold, yuan: 5}
+      - {name: ladder_8, zh: 8 元券, en: 8 off, kind: no_threshold, yuan: 8}
+      - {name: streak_7, zh: 3 元券, en: 3 off, kind: no_threshold, yuan: 3}
+      - {name: first_order_10, zh: 首单券, en: First order, kind: no_threshold, yuan: 10}
+      - {name: invite_10, zh: 邀请券, en: Invite, kind: no_threshold, yuan: 10}
+      - {name: group_20, zh: 拼团券, en: Group, kind: no_threshold, yuan: 20}
+      - {name: help_discount, zh: 助力券, en: Help, kind: discount, percent_off: 10}
+"""
+
+
+def test_loyalty_invariants_hold_across_two_servers(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    from datetime import UTC, datetime
+
+    from liucun.loyalty.tokens import mint_user_token
+
+    with admin(pair[0].url) as client:
+        creds = client.post("/admin/v1/apps", json={"name": "shop"}).json()
+        key = client.post(f"/admin/v1/apps/{creds['app_id']}/loyalty/signing-keys").json()
+        r = client.put(
+            f"/admin/v1/apps/{creds['app_id']}/playbook",
+            content=SCARCE_PLAYBOOK.encode(),
+            headers={"Content-Type": "text/yaml"},
+        )
+        assert r.status_code == 201, r.text
+    now = datetime.now(UTC)
+
+    def user(uid: str) -> dict[str, str]:
+        jwt = mint_user_token(creds["app_id"], uid, key["key_id"], key["secret"], now, 600)
+        return {"Authorization": f"Bearer {jwt}"}
+
+    statuses: Counter[tuple[str, int]] = Counter()
+    lock = threading.Lock()
+
+    def hit(base: str, method: str, path: str, headers: dict[str, str], body: Any = None) -> None:
+        r = httpx.request(method, base + path, headers=headers, json=body, timeout=60)
+        with lock:
+            statuses[(path, r.status_code)] += 1
+
+    award = f"/admin/v1/apps/{creds['app_id']}/loyalty/points/award"
+    admin_headers = {"Authorization": f"Bearer {creds['admin_token']}"}
+    jobs: list[tuple[Any, ...]] = []
+    for i in range(40):  # 40 users claim a coupon of 10, through either server
+        headers = {**user(f"c{i}"), "Idempotency-Key": f"claim-{i}"}
+        jobs.append(
+            (pair[i % 2].url, "POST", "/v1/loyalty/coupons/claim", headers, {"template": "scarce"})
+        )
+    for i in range(20):  # one user checks in 20 times, through both
+        jobs.append((pair[i % 2].url, "POST", "/v1/loyalty/checkin", user("walker"), None))
+    for i in range(20):  # one award retried through both servers: the same key
+        headers = {**admin_headers, "Idempotency-Key": "award-1"}
+        body = {"user_id": "walker", "points": 7, "reason": "goodwill"}
+        jobs.append((pair[i % 2].url, "POST", award, headers, body))
+    threads = [threading.Thread(target=hit, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert statuses[("/v1/loyalty/coupons/claim", 200)] == 10, statuses
+    assert statuses[("/v1/loyalty/coupons/claim", 409)] == 30, statuses
+    assert statuses[("/v1/loyalty/checkin", 200)] == 20, statuses
+    assert statuses[(award, 200)] == 20, statuses
+    # one check-in (10 points) and one award (7 points): 17, whichever server is asked
+    for server in pair:
+        points = httpx.get(f"{server.url}/v1/loyalty/points", headers=user("walker")).json()
+        assert points["balance"] == 17, points

@@ -14,6 +14,7 @@ from liucun.commands import alerts as alerts_commands
 from liucun.commands import bgnbd as bgnbd_commands
 from liucun.commands import churn as churn_commands
 from liucun.commands import lifecycle as lifecycle_commands
+from liucun.commands import loyalty as loyalty_commands
 from liucun.commands import playbook as playbook_commands
 from liucun.commands import schedule as schedule_commands
 from liucun.commands.common import AppOption, JsonOption, resolve_app, settings, state_engine
@@ -34,6 +35,7 @@ app.add_typer(funnels_cli, name="funnels")
 app.add_typer(playbook_commands.cli, name="playbook")
 app.add_typer(churn_commands.cli, name="churn")
 app.add_typer(alerts_commands.cli, name="alerts")
+app.add_typer(loyalty_commands.cli, name="loyalty")
 lifecycle_commands.register(app)
 schedule_commands.register(app)
 bgnbd_commands.register(churn_commands.cli)

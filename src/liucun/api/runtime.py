@@ -96,6 +96,12 @@ class Runtime:
             self._keys[key] = (time.monotonic(), app)
         return app
 
+    def app_for_backend(self, token: str) -> App | None:
+        """The app whose admin token is `token` (its backend sending trusted events)."""
+        return self.cached(
+            "backend", token, KEY_CACHE_SECONDS, lambda: app_by_admin_token(self.state, token)
+        )
+
     def is_server_admin(self, token: str) -> bool:
         admin = self.settings.admin_token
         return secrets.compare_digest(token, self.control_token) or bool(

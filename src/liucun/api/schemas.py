@@ -82,6 +82,7 @@ class Health(BaseModel):
     version: str
 
 
+# 422 too: besides FastAPI's list of field problems, a route may explain in one sentence
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
 }

@@ -56,6 +56,8 @@ class IngestResult:
     accepted: int
     new: int
     rejected: list[Rejected] = field(default_factory=list)
+    # the accepted events as stored (retries included), for the loyalty reactions
+    events: Any = None
 
     @property
     def duplicates(self) -> int:
@@ -151,7 +153,7 @@ async def store_checked(checked: CheckedBatch, app: App, writer: GroupCommitWrit
     """Store the checked events as `app`'s; answers after they are durable."""
     batch = for_app(checked, app.app_id)
     new = await writer.write(batch.table, {app.app_id: app.timezone})
-    return IngestResult(checked.received, batch.accepted, new, batch.rejected)
+    return IngestResult(checked.received, batch.accepted, new, batch.rejected, batch.table)
 
 
 def warm_up() -> None:

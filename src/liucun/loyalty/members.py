@@ -56,12 +56,14 @@ def new_invite_code() -> str:
 def insert_ignoring_conflicts(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> bool:
     """Insert `row` unless it would break a unique key; True if it was inserted."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return conn.execute(insert(table).values(**row).on_conflict_do_nothing()).rowcount == 1
+    statement = insert(table).values(**row).on_conflict_do_nothing()
+    # SQLAlchemy 2.1 keeps an INSERT's rowcount on PostgreSQL only when asked (else -1)
+    return conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount == 1
 
 
 def lock_member(conn: sa.Connection, prog: Programme, user_id: str, now: datetime) -> Member:
-    """The member `user_id`, created if new (joined now), its row locked to the end of `conn`'s
-    transaction (a write transaction: `state.db.write_transaction`)."""
+    """The member `user_id`, created if new (joined now, and given the new-user pack), its row
+    locked to the end of `conn`'s transaction (a write transaction: `write_transaction`)."""
     check_user_id(user_id)
     m = loyalty_members.c
     query = (
@@ -95,7 +97,13 @@ def lock_member(conn: sa.Connection, prog: Programme, user_id: str, now: datetim
         row = conn.execute(query).mappings().first()
     if row is None:
         raise RuntimeError("could not create the member: invite codes kept colliding")
-    return member_of(row, created)
+    member = member_of(row, created)
+    if created:
+        # a user's first sight by the programme is its first visit: the new-user pack
+        from liucun.loyalty.new_users import welcome_pack
+
+        welcome_pack(conn, prog, member, now)
+    return member
 
 
 def member_of(row: Any, created: bool = False) -> Member:

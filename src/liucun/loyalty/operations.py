@@ -75,14 +75,19 @@ def run_once(
     request: dict[str, Any],
     now: datetime,
     work: Work,
+    also_lock: tuple[str, ...] = (),
 ) -> Outcome:
     """Run `work` for the locked member `user_id` in one transaction, once per `key`: a key
-    seen before answers with its first result and runs nothing."""
+    seen before answers with its first result and runs nothing. Members in `also_lock` (an
+    inviter, say) are locked too, all in sorted user-id order; `work` gets them again with
+    `lock_member`, which does not wait for a lock its own transaction holds."""
     check_key(key)
     print_ = fingerprint(kind, user_id, request)
     try:
         with write_transaction(engine) as conn:
-            member = lock_member(conn, prog, user_id, now)
+            # several members: sorted user-id order, the one order that cannot deadlock
+            locked = {u: lock_member(conn, prog, u, now) for u in sorted({user_id, *also_lock})}
+            member = locked[user_id]
             prior = _prior(conn, prog.app_id, key, print_)
             if prior is not None:
                 return Outcome(prior, True)

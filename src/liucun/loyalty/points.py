@@ -3,7 +3,7 @@ and the expiry job; and what a member holds."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -122,21 +122,24 @@ def order_earnings(conn: sa.Connection, app_id: str, order_id: str) -> tuple[int
     return earned, amount, reversed_
 
 
-def _refunded_before(conn: sa.Connection, app_id: str, order_id: str, add_fen: int) -> int:
-    """The order's refunds so far (fen), this one counted: a running total, kept once per
-    refund because the caller holds the member's lock and the refund's key."""
+def _count_refund(conn: sa.Connection, app_id: str, order_id: str, add_fen: int) -> int:
+    """Add a refund of `add_fen` to the order's running total of refunds (fen) and return the
+    total before it. Counted once per refund because the caller holds the member's lock and
+    the refund's key."""
     b = loyalty_budgets.c
     budget = f"refunded:{order_id}"[:100]
     where = (b.app_id == app_id, b.budget == budget, b.period == "all")
     row = conn.execute(sa.select(b.used).where(*where)).first()
-    total = (row.used if row else 0) + add_fen
+    before = int(row.used) if row else 0
     if row is None:
         conn.execute(
-            loyalty_budgets.insert().values(app_id=app_id, budget=budget, period="all", used=total)
+            loyalty_budgets.insert().values(
+                app_id=app_id, budget=budget, period="all", used=add_fen
+            )
         )
     else:
-        conn.execute(loyalty_budgets.update().where(*where).values(used=total))
-    return int(total)
+        conn.execute(loyalty_budgets.update().where(*where).values(used=before + add_fen))
+    return before
 
 
 def reverse_refund(
@@ -148,18 +151,29 @@ def reverse_refund(
     entry: Entry,
     now: datetime,
 ) -> int:
-    """Take back the points an order earned, in proportion to the refunds so far: after refunds
-    totalling R of an order of A fen that earned P points, floor(P × min(R, A) / A) points are
-    reversed in all; never more than the order earned, so a refund delivered twice or refunds
-    adding up past the order take nothing twice. Its own lots are drawn first; what was already
-    spent is taken from other points, or becomes a debt if the playbook allows negative
-    balances, or is forgiven. Returns the points reversed now."""
+    """Take back the points an order earned, in proportion to its refunds. An order of A fen
+    that earned P points owes back floor(P × min(R, A) / A) after refunds totalling R; each
+    refund takes the increase it makes to that figure, so the refunds of an order take back
+    at most P in all and a refund delivered twice (or refunds adding up past the order) take
+    nothing twice. The order's own lots are drawn first, then the member's other points; what
+    the member no longer has becomes a debt if the playbook allows negative balances, or else
+    is forgiven for good (a later refund of the same order takes only its own share). A refund
+    of nothing (refund_fen <= 0), or of an order that earned nothing, takes nothing and is not
+    counted. The journal rows carry `order_id` whatever `entry` says. Returns the points
+    reversed now."""
+    if refund_fen <= 0:
+        return 0
     earned, amount, reversed_ = order_earnings(conn, prog.app_id, order_id)
     if earned == 0 or amount <= 0:
         return 0
-    refunded = _refunded_before(conn, prog.app_id, order_id, refund_fen)
-    target = earned * min(refunded, amount) // amount
-    due = target - reversed_
+    before = _count_refund(conn, prog.app_id, order_id, refund_fen)
+    after = before + refund_fen
+    share = earned * min(after, amount) // amount - earned * min(before, amount) // amount
+    # never past what the order earned, even if the running total were lost
+    due = min(share, earned - reversed_)
+    allow = prog.rules.points.allow_negative
+    if not allow:
+        due = min(due, available(conn, prog, member, now))
     if due <= 0:
         return 0
     j = points_journal.c
@@ -172,11 +186,8 @@ def reverse_refund(
         )
         if lot
     )
-    if not prog.rules.points.allow_negative:
-        due = min(due, available(conn, prog, member, now))
-        if due <= 0:
-            return 0
-    allow = prog.rules.points.allow_negative
+    # `order_earnings` finds the order's reversals by their order id
+    entry = replace(entry, order_id=order_id)
     return debit(conn, prog, member, due, entry, now, "reverse", own, allow_negative=allow)
 
 

@@ -288,6 +288,9 @@ class CouponTemplate(Strict):
             raise ValueError(f"a {self.kind} coupon needs {', '.join(missing)}")
         if self.kind == "spend_save" and (self.yuan or 0) >= (self.min_spend_yuan or 0):
             raise ValueError("spend_save: yuan off must be below min_spend_yuan")
+        if self.kind == "discount" and self.budget_yuan and self.max_discount_yuan is None:
+            # a budget counts face value; an uncapped discount coupon has none to count
+            raise ValueError("a discount coupon with budget_yuan needs max_discount_yuan")
         return self
 
 

@@ -1,5 +1,6 @@
 """An app's daily run for one app-local day: lifecycle labels, churn-risk scores (retraining
-the model when it is due), then the alert rules and their delivery.
+the model when it is due), the alert rules and their delivery, then the loyalty jobs (expired
+points, level reviews, expired group buys and help-unlocks).
 
 The steps run in that order because each reads the one before (risk alerts read the scores);
 a step that cannot run (too little history to train, say) is skipped with its reason and the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from liucun.playbook.store import playbook_in_force
 from liucun.state.apps import App
 from liucun.warehouse.store import EventStore
 
-STEPS = ("labels", "risk", "alerts")
+STEPS = ("labels", "risk", "alerts", "loyalty")
 
 
 @dataclass
@@ -75,10 +76,22 @@ def _alerts(store: EventStore, state: sa.Engine, app: App, day: date) -> dict[st
     }
 
 
+def _loyalty(store: EventStore, state: sa.Engine, app: App, day: date) -> dict[str, Any]:
+    from liucun.loyalty.jobs import run_loyalty_jobs
+    from liucun.loyalty.programme import programme_of
+
+    # the loyalty jobs act on the present (points expire at an instant), not on `day`
+    return {
+        "status": "done",
+        **run_loyalty_jobs(state, programme_of(state, app), datetime.now(UTC)),
+    }
+
+
 _STEP_FUNCTIONS: dict[str, Callable[[EventStore, sa.Engine, App, date], dict[str, Any]]] = {
     "labels": _labels,
     "risk": _risk,
     "alerts": _alerts,
+    "loyalty": _loyalty,
 }
 
 

@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from liucun.api.deps import RuntimeDep, bearer, read_body
+from liucun.api.routes.loyalty_deps import programme
 from liucun.api.schemas import ERRORS, IngestResponse, NativeBatch
 from liucun.events.ingest import IngestResult, parse_native, store_checked
+from liucun.loyalty.from_events import react_to_batch
 from liucun.state.apps import App
 
 router = APIRouter(tags=["ingest"])
@@ -54,14 +57,40 @@ def response_of(result: IngestResult) -> dict[str, Any]:
 
 
 def app_for_key(runtime: RuntimeDep, key: str | None) -> App:
+    return sender_of(runtime, key)[0]
+
+
+def sender_of(runtime: RuntimeDep, key: str | None) -> tuple[App, bool]:
+    """The app a key sends for, and whether the sender is trusted: the app's backend,
+    authorised with the app's admin token instead of the public write key."""
     if not key:
         raise HTTPException(
             401, "missing write key: send `Authorization: Bearer <write_key>` or `api_key`"
         )
     app = runtime.app_for_write_key(key)
-    if app is None:
+    if app is not None:
+        return app, False
+    backend = runtime.app_for_backend(key)
+    if backend is None:
         raise HTTPException(401, "unknown write key: check the key `liucun apps create` printed")
-    return app
+    return backend, True
+
+
+async def react(runtime: RuntimeDep, app: App, result: IngestResult, trusted: bool) -> None:
+    """The loyalty reactions on the stored events; a failure asks the client to retry."""
+    if result.events is None or result.accepted == 0:
+        return
+    prog = programme(runtime, app)
+    try:
+        await run_in_threadpool(
+            react_to_batch, runtime.state, prog, result.events, trusted, runtime.clock()
+        )
+    except Exception as exc:  # the events are stored: a retry stores nothing twice
+        raise HTTPException(
+            503,
+            f"the events are stored but the loyalty rules could not run ({type(exc).__name__}); "
+            "send the same batch again: nothing is stored or awarded twice",
+        ) from exc
 
 
 @router.post(
@@ -84,11 +113,12 @@ async def post_batch(
     """
     header_key = bearer(authorization) or x_write_key
     # a wrong key in a header is refused before any work is spent on the body
-    app = app_for_key(runtime, header_key) if header_key else None
+    sender = sender_of(runtime, header_key) if header_key else None
     body = await read_body(request, runtime)
     parsed = await runtime.parse(parse_native, body, runtime.limits, datetime.now(UTC))
-    app = app or app_for_key(runtime, parsed.body_key)
+    app, trusted = sender or sender_of(runtime, parsed.body_key)
     result = await store_checked(parsed.checked, app, runtime.writer)
     if parsed.checked.received and result.accepted == 0:
         raise HTTPException(400, {"message": "every event was rejected", **response_of(result)})
+    await react(runtime, app, result, trusted)
     return response_of(result)

@@ -110,3 +110,22 @@ async def loyalty_error(_request: Request, exc: Exception) -> JSONResponse:
     """A refused loyalty request: `{"detail": {"code", "message", "zh"}}` with its status."""
     assert isinstance(exc, LoyaltyError)
     return JSONResponse({"detail": exc.as_json()}, status_code=exc.status)
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Your key for this write: a retry with the same key changes nothing."),
+    ] = None,
+) -> str:
+    """The `Idempotency-Key` header every loyalty write carries; 422 when it is missing."""
+    if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > 200:
+        raise HTTPException(
+            422,
+            "send an `Idempotency-Key` header (1–200 characters, e.g. a UUID or your order id): "
+            "a retry with the same key changes nothing",
+        )
+    return idempotency_key.strip()
+
+
+KeyDep = Annotated[str, Depends(idempotency_key)]

@@ -1,0 +1,254 @@
+"""Loyalty under load: check-ins and point awards per second through HTTP, with the count of
+double awards (must be 0), on SQLite and PostgreSQL.
+
+    python bench/loyalty.py [--users 2000] [--threads 16] [--runs 3] [--pg postgresql://...]
+
+For each state store a `liucun serve` process starts on a fresh data directory (and, for
+PostgreSQL, a fresh database), with an app, a signing key and a playbook giving 10 points a
+check-in. Then, each as the median of `--runs` runs:
+
+- check-ins: every user checks in twice (a retry), `--threads` client threads each with its
+  own keep-alive connection, requests shuffled, user tokens minted before the clock starts;
+- point awards: `POST /admin/v1/apps/{app}/loyalty/points/award`, every Idempotency-Key sent
+  twice;
+- the baseline: `GET /healthz` the same number of times through the same clients, the
+  server's rate for a request that does no work.
+
+It prints requests/s, p50 and p99 latency (ms), the ratio to the baseline, and the double
+awards counted in the state store afterwards (journal rows beyond one per check-in day or per
+key). Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import sqlalchemy as sa
+from bench.ingest import free_port, liucun_cli
+
+from liucun.loyalty.tokens import mint_user_token
+from liucun.state.db import create_state_engine
+
+GOAL_RPS, GOAL_P99_MS = 1000, 50
+PLAYBOOK = "version: 1\nloyalty:\n  checkin:\n    points: 10\n"
+Request = tuple[str, str, dict[str, str], bytes | None]
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    out = subprocess.run([*liucun_cli(), *args], env=env, check=True, capture_output=True)
+    return orjson.loads(out.stdout) if "--json" in args else out.stdout.decode()
+
+
+@contextmanager
+def server(data_dir: Path, state_url: str) -> Iterator[dict[str, Any]]:
+    """A `liucun serve` on `state_url` with an app, a signing key and the bench playbook."""
+    env = {**os.environ, "LIUCUN_DATA_DIR": str(data_dir), "LIUCUN_DAILY_AT": "off"}
+    env["LIUCUN_INGEST_WORKERS"] = "0"
+    if state_url:
+        env["LIUCUN_STATE_STORE"] = state_url
+    app = _cli(env, "apps", "create", "bench", "--json")
+    key = _cli(env, "loyalty", "signing-key", "create", "--app", "bench", "--json")
+    playbook = data_dir / "playbook.yaml"
+    playbook.write_text(PLAYBOOK)
+    _cli(env, "playbook", "apply", str(playbook), "--app", "bench")
+    port = free_port()
+    proc = subprocess.Popen(
+        [*liucun_cli(), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"liucun serve did not start: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        yield {"url": url, "app": app, "key": key, "env": env}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_requests(url: str, requests: list[Request], threads: int) -> tuple[float, list[float]]:
+    """Send every request over `threads` keep-alive clients: (seconds, latencies in ms)."""
+    clients = [httpx.Client(base_url=url, timeout=60) for _ in range(threads)]
+    for c in clients:
+        c.get("/healthz")
+    lock = threading.Lock()
+    queue = iter(requests)
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def work(client: httpx.Client) -> None:
+        mine = []
+        while True:
+            with lock:
+                req = next(queue, None)
+            if req is None:
+                break
+            method, path, headers, body = req
+            began = time.perf_counter()
+            r = client.request(method, path, headers=headers, content=body)
+            mine.append((time.perf_counter() - began) * 1000)
+            if r.status_code >= 400:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=work, args=(c,)) for c in clients]
+    began = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - began
+    for c in clients:
+        c.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return seconds, latencies
+
+
+def checkin_requests(srv: dict[str, Any], users: list[str], rng: random.Random) -> list[Request]:
+    now = datetime.now(UTC)
+    app_id, key = srv["app"]["app_id"], srv["key"]
+    tokens = {u: mint_user_token(app_id, u, key["key_id"], key["secret"], now, 3600) for u in users}
+    reqs: list[Request] = [
+        ("POST", "/v1/loyalty/checkin", {"Authorization": f"Bearer {tokens[u]}"}, None)
+        for u in users
+        for _ in range(2)
+    ]
+    rng.shuffle(reqs)
+    return reqs
+
+
+def award_requests(srv: dict[str, Any], users: list[str], rng: random.Random) -> list[Request]:
+    headers = {"Authorization": f"Bearer {srv['app']['admin_token']}"}
+    path = f"/admin/v1/apps/{srv['app']['app_id']}/loyalty/points/award"
+    reqs: list[Request] = []
+    for u in users:
+        body = orjson.dumps({"user_id": u, "points": 5, "reason": "bench"})
+        key = str(uuid.uuid4())
+        reqs += [("POST", path, {**headers, "Idempotency-Key": key}, body)] * 2
+    rng.shuffle(reqs)
+    return reqs
+
+
+def double_awards(state_url: str, app_id: str, rule_kind: str) -> tuple[int, int]:
+    """(journal earn rows, distinct operations they came from) for `rule_kind` awards."""
+    engine = create_state_engine(state_url)
+    with engine.connect() as conn:
+        rows, keys = conn.execute(
+            sa.text(
+                "SELECT count(*), count(DISTINCT operation_key) FROM points_journal "
+                "WHERE app_id = :a AND kind = 'earn' AND " + rule_kind
+            ),
+            {"a": app_id},
+        ).one()
+    engine.dispose()
+    return int(rows), int(keys)
+
+
+def line(label: str, n: int, runs: list[tuple[float, list[float]]], base: float) -> str:
+    rates = [n / s for s, _ in runs]
+    p50 = statistics.median(statistics.median(lat) for _, lat in runs)
+    p99 = statistics.median(statistics.quantiles(lat, n=100)[98] for _, lat in runs)
+    rate = statistics.median(rates)
+    return (
+        f"  {label:<12} {rate:8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"{rate / base:5.2f}× baseline"
+    )
+
+
+def bench_store(name: str, state_url: str, users: int, threads: int, runs: int) -> None:
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = state_url or f"sqlite:///{Path(tmp) / 'data' / 'state.sqlite'}"
+        with server(Path(tmp) / "data", state_url) as srv:
+            base_runs, checkin_runs, award_runs = [], [], []
+            for run in range(runs):
+                ids = [f"r{run}-u{i:05d}" for i in range(users)]
+                health: list[Request] = [("GET", "/healthz", {}, None)] * (2 * users)
+                base_runs.append(run_requests(srv["url"], health, threads))
+                checkin_runs.append(
+                    run_requests(srv["url"], checkin_requests(srv, ids, rng), threads)
+                )
+                award_runs.append(run_requests(srv["url"], award_requests(srv, ids, rng), threads))
+            base = statistics.median(2 * users / s for s, _ in base_runs)
+            app_id = srv["app"]["app_id"]
+            print(f"{name}: {users} users × 2 requests each, {threads} client threads, {runs} runs")
+            print(f"  {'baseline':<12} {base:8.0f} req/s  (GET /healthz)")
+            print(line("check-ins", 2 * users, checkin_runs, base))
+            print(line("awards", 2 * users, award_runs, base))
+            rows, ops = double_awards(url, app_id, "rule = 'checkin'")
+            print(
+                f"  check-in awards: {rows} journal rows for {ops} check-ins → {rows - ops} double"
+            )
+            rows, ops = double_awards(url, app_id, "rule IS NULL")
+            print(f"  point awards: {rows} journal rows for {ops} keys → {rows - ops} double")
+    print(f"  goal: ≥ {GOAL_RPS} req/s with p99 < {GOAL_P99_MS} ms on PostgreSQL")
+
+
+@contextmanager
+def pg_database(server_url: str) -> Iterator[str]:
+    name = "liucun_bench_" + secrets.token_hex(4)
+    admin = sa.create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    stores: list[tuple[str, Callable[[], Any]]] = [
+        ("SQLite", lambda: _nullcontext("")),
+        ("PostgreSQL", lambda: pg_database(args.pg)),
+    ]
+    for name, open_db in stores:
+        with open_db() as url:
+            bench_store(name, url, args.users, args.threads, args.runs)
+
+
+@contextmanager
+def _nullcontext(value: str) -> Iterator[str]:
+    yield value
+
+
+if __name__ == "__main__":
+    main()

@@ -150,15 +150,21 @@ def test_orders_earn_only_when_the_backend_sends_them(api: dict[str, Any]) -> No
     wk = {"Authorization": f"Bearer {api['creds'].write_key}"}
     assert c.post("/v1/batch", json={"batch": [forged]}, headers=wk).status_code == 200
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 0
+    # the admin token alone is not a write key
+    r = c.post("/v1/batch", json={"batch": [forged]}, headers=admin_headers(api))
+    assert r.status_code == 401
+    # nor is another app's admin token the backend's mark
+    other = create_tenant(api["runtime"].state, "other", "Asia/Shanghai")
+    wrong = {**wk, "X-Admin-Token": other.admin_token}
+    assert c.post("/v1/batch", json={"batch": [forged]}, headers=wrong).status_code == 401
+    backend = {**wk, "X-Admin-Token": api["creds"].admin_token}
     paid = _order("u1", "o-2", 88.5)
     for _ in range(3):  # the backend retries: stored once, awarded once
-        r = c.post("/v1/batch", json={"batch": [paid]}, headers=admin_headers(api))
+        r = c.post("/v1/batch", json={"batch": [paid]}, headers=backend)
         assert r.status_code == 200
     # 88.50 yuan × 1 point per yuan, rounded down
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 88
     # the same order again under another event id (a re-import) earns nothing more
     again = _order("u1", "o-2", 88.5)
-    assert (
-        c.post("/v1/batch", json={"batch": [again]}, headers=admin_headers(api)).status_code == 200
-    )
+    assert c.post("/v1/batch", json={"batch": [again]}, headers=backend).status_code == 200
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 88

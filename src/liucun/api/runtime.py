@@ -97,10 +97,16 @@ class Runtime:
         return app
 
     def app_for_backend(self, token: str) -> App | None:
-        """The app whose admin token is `token` (its backend sending trusted events)."""
-        return self.cached(
-            "backend", token, KEY_CACHE_SECONDS, lambda: app_by_admin_token(self.state, token)
-        )
+        """The app whose admin token is `token` (its backend sending trusted events); only a
+        hit is remembered, so random tokens fill no cache."""
+        hit = self._cached.get(("backend", token))
+        if hit and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+            found: App = hit[1]
+            return found
+        app = app_by_admin_token(self.state, token)
+        if app is not None:
+            self._cached[("backend", token)] = (time.monotonic(), app)
+        return app
 
     def is_server_admin(self, token: str) -> bool:
         admin = self.settings.admin_token

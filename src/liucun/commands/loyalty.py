@@ -30,6 +30,13 @@ def _context(app: str) -> tuple[Any, Any]:
     return engine, programme_of(engine, found)
 
 
+def _local(prog: Any, moment: Any) -> str:
+    """A time as the app's operators read it: app-local, to the minute."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return str(prog.local(moment).strftime("%Y-%m-%d %H:%M"))
+
+
 def _refused(exc: Exception) -> None:
     from liucun.loyalty.errors import LoyaltyError
 
@@ -125,7 +132,7 @@ def member(
     )
     rows = [
         [
-            j["created_at"],
+            _local(prog, j["created_at"]),
             j["kind"],
             j["points"],
             j["debit"] + " → " + j["credit"],
@@ -175,7 +182,9 @@ def award(
 def adjust(
     app: AppOption,
     user: Annotated[str, typer.Argument(help="The user id.")],
-    delta: Annotated[int, typer.Argument(help="Points in (> 0) or out (< 0).")],
+    delta: Annotated[
+        int, typer.Option("--delta", help="Points in (> 0) or out (< 0), e.g. --delta -20.")
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why (required, kept in the journal).")],
     key: KeyOption = None,
     as_json: JsonOption = False,
@@ -222,7 +231,7 @@ def expiring_coupons_command(
             c["user_id"],
             c["coupon"]["code"],
             c["coupon"]["template"],
-            c["coupon"]["valid_until"],
+            _local(prog, c["coupon"]["valid_until"]),
             c["days_left"],
         ]
         for c in found

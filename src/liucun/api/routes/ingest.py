@@ -57,23 +57,26 @@ def response_of(result: IngestResult) -> dict[str, Any]:
 
 
 def app_for_key(runtime: RuntimeDep, key: str | None) -> App:
-    return sender_of(runtime, key)[0]
-
-
-def sender_of(runtime: RuntimeDep, key: str | None) -> tuple[App, bool]:
-    """The app a key sends for, and whether the sender is trusted: the app's backend,
-    authorised with the app's admin token instead of the public write key."""
     if not key:
         raise HTTPException(
             401, "missing write key: send `Authorization: Bearer <write_key>` or `api_key`"
         )
     app = runtime.app_for_write_key(key)
-    if app is not None:
-        return app, False
-    backend = runtime.app_for_backend(key)
-    if backend is None:
+    if app is None:
         raise HTTPException(401, "unknown write key: check the key `liucun apps create` printed")
-    return backend, True
+    return app
+
+
+def is_backend(runtime: RuntimeDep, app: App, admin_token: str | None) -> bool:
+    """Whether the batch comes from the app's backend: it also sends the app's admin token
+    (`X-Admin-Token`), which the mini-program never holds. Its events are trusted."""
+    if admin_token is None:
+        return False
+    if runtime.app_for_backend(admin_token) != app:
+        raise HTTPException(
+            401, "X-Admin-Token is not this app's admin token: send the one `apps create` printed"
+        )
+    return True
 
 
 async def react(runtime: RuntimeDep, app: App, result: IngestResult, trusted: bool) -> None:
@@ -105,18 +108,28 @@ async def post_batch(
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
     x_write_key: Annotated[str | None, Header()] = None,
+    x_admin_token: Annotated[
+        str | None,
+        Header(
+            description="Your backend's batches: the app's admin token, which marks the "
+            "events as trusted (orders and refunds earn and reverse points only then)."
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Store the valid events of a batch once each; report the invalid ones by index.
 
-    Answers after the events are committed. 200 when at least one event was accepted (or the
-    batch was empty), 400 when every event was rejected.
+    Answers after the events are committed and the loyalty rules ran on them. 200 when at
+    least one event was accepted (or the batch was empty), 400 when every event was rejected.
     """
     header_key = bearer(authorization) or x_write_key
     # a wrong key in a header is refused before any work is spent on the body
-    sender = sender_of(runtime, header_key) if header_key else None
+    app = app_for_key(runtime, header_key) if header_key else None
+    trusted = app is not None and is_backend(runtime, app, x_admin_token)
     body = await read_body(request, runtime)
     parsed = await runtime.parse(parse_native, body, runtime.limits, datetime.now(UTC))
-    app, trusted = sender or sender_of(runtime, parsed.body_key)
+    if app is None:
+        app = app_for_key(runtime, parsed.body_key)
+        trusted = is_backend(runtime, app, x_admin_token)
     result = await store_checked(parsed.checked, app, runtime.writer)
     if parsed.checked.received and result.accepted == 0:
         raise HTTPException(400, {"message": "every event was rejected", **response_of(result)})

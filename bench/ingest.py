@@ -116,6 +116,22 @@ def liucun_cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "liucun.cli"]
 
 
+def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Wait for the server at `url` to answer /healthz; RuntimeError with its stderr if it
+    exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"liucun serve did not start: {err}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
     """(base URL, write key) of a `liucun serve` process on a fresh data directory."""
@@ -135,17 +151,7 @@ def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"liucun serve did not start: {err}")
-            time.sleep(0.1)
+        wait_until_healthy(url, proc)
         yield url, write_key
     finally:
         proc.terminate()

@@ -1,14 +1,17 @@
 """Loyalty under load: check-ins and point awards per second through HTTP, with the count of
 double awards (must be 0), on SQLite and PostgreSQL.
 
-    python bench/loyalty.py [--users 2000] [--threads 16] [--runs 3] [--pg postgresql://...]
+    python -m bench.loyalty [--users 2000] [--threads 16] [--runs 3] [--servers 1]
+                            [--only sqlite|postgresql] [--pg postgresql://...]
 
-For each state store a `liucun serve` process starts on a fresh data directory (and, for
-PostgreSQL, a fresh database), with an app, a signing key and a playbook giving 10 points a
-check-in. Then, each as the median of `--runs` runs:
+For each state store `liucun serve` starts on a fresh data directory (and, for PostgreSQL, a
+fresh database; `--servers N` starts N processes sharing it), with an app, a signing key and
+a playbook giving 10 points a check-in. Each run first makes its users members (one award
+each, not timed). Then, each as the median of `--runs` runs:
 
-- check-ins: every user checks in twice (a retry), `--threads` client threads each with its
-  own keep-alive connection, requests shuffled, user tokens minted before the clock starts;
+- check-ins: every member checks in twice (a retry), `--threads` client threads each with its
+  own keep-alive connection (spread over the servers), requests shuffled, user tokens minted
+  before the clock starts;
 - point awards: `POST /admin/v1/apps/{app}/loyalty/points/award`, every Idempotency-Key sent
   twice;
 - the baseline: `GET /healthz` the same number of times through the same clients, the
@@ -40,7 +43,7 @@ from typing import Any
 import httpx
 import orjson
 import sqlalchemy as sa
-from bench.ingest import free_port, liucun_cli
+from bench.ingest import free_port, liucun_cli, wait_until_healthy
 
 from liucun.loyalty.tokens import mint_user_token
 from liucun.state.db import create_state_engine
@@ -55,46 +58,54 @@ def _cli(env: dict[str, str], *args: str) -> Any:
     return orjson.loads(out.stdout) if "--json" in args else out.stdout.decode()
 
 
-@contextmanager
-def server(data_dir: Path, state_url: str) -> Iterator[dict[str, Any]]:
-    """A `liucun serve` on `state_url` with an app, a signing key and the bench playbook."""
+def prepare(data_dir: Path, state_url: str) -> dict[str, Any]:
+    """An app, a signing key and the bench playbook, made with the CLI in `data_dir`'s state."""
     env = {**os.environ, "LIUCUN_DATA_DIR": str(data_dir), "LIUCUN_DAILY_AT": "off"}
     env["LIUCUN_INGEST_WORKERS"] = "0"
     if state_url:
         env["LIUCUN_STATE_STORE"] = state_url
     app = _cli(env, "apps", "create", "bench", "--json")
     key = _cli(env, "loyalty", "signing-key", "create", "--app", "bench", "--json")
+    data_dir.mkdir(parents=True, exist_ok=True)
     playbook = data_dir / "playbook.yaml"
     playbook.write_text(PLAYBOOK)
     _cli(env, "playbook", "apply", str(playbook), "--app", "bench")
-    port = free_port()
-    proc = subprocess.Popen(
-        [*liucun_cli(), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
+    return {"app": app, "key": key, "env": env}
+
+
+@contextmanager
+def servers(setup: dict[str, Any], root: Path, count: int) -> Iterator[list[str]]:
+    """`count` `liucun serve` processes on the state store of `setup`, each with its own data
+    directory (and event store): several servers sharing one PostgreSQL, as in production."""
+    procs, urls = [], []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"liucun serve did not start: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-            time.sleep(0.1)
-        yield {"url": url, "app": app, "key": key, "env": env}
+        for i in range(count):
+            env = {**setup["env"]}
+            if i:  # the first serves the directory the CLI prepared (SQLite lives there)
+                env["LIUCUN_DATA_DIR"] = str(root / f"server-{i}")
+            port = free_port()
+            proc = subprocess.Popen(
+                [*liucun_cli(), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+            )
+            procs.append(proc)
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_until_healthy(urls[-1], proc)
+        yield urls
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
-def run_requests(url: str, requests: list[Request], threads: int) -> tuple[float, list[float]]:
-    """Send every request over `threads` keep-alive clients: (seconds, latencies in ms)."""
-    clients = [httpx.Client(base_url=url, timeout=60) for _ in range(threads)]
+def run_requests(
+    urls: list[str], requests: list[Request], threads: int
+) -> tuple[float, list[float]]:
+    """Send every request over `threads` keep-alive clients, spread over the servers at
+    `urls`: (seconds, latencies in ms)."""
+    clients = [httpx.Client(base_url=urls[i % len(urls)], timeout=60) for i in range(threads)]
     for c in clients:
         c.get("/healthz")
     lock = threading.Lock()
@@ -145,14 +156,19 @@ def checkin_requests(srv: dict[str, Any], users: list[str], rng: random.Random) 
     return reqs
 
 
-def award_requests(srv: dict[str, Any], users: list[str], rng: random.Random) -> list[Request]:
-    headers = {"Authorization": f"Bearer {srv['app']['admin_token']}"}
+def award_requests(
+    srv: dict[str, Any], users: list[str], rng: random.Random, times: int = 2
+) -> list[Request]:
+    headers = {
+        "Authorization": f"Bearer {srv['app']['admin_token']}",
+        "Content-Type": "application/json",
+    }
     path = f"/admin/v1/apps/{srv['app']['app_id']}/loyalty/points/award"
     reqs: list[Request] = []
     for u in users:
         body = orjson.dumps({"user_id": u, "points": 5, "reason": "bench"})
         key = str(uuid.uuid4())
-        reqs += [("POST", path, {**headers, "Idempotency-Key": key}, body)] * 2
+        reqs += [("POST", path, {**headers, "Idempotency-Key": key}, body)] * times
     rng.shuffle(reqs)
     return reqs
 
@@ -183,23 +199,31 @@ def line(label: str, n: int, runs: list[tuple[float, list[float]]], base: float)
     )
 
 
-def bench_store(name: str, state_url: str, users: int, threads: int, runs: int) -> None:
+def bench_store(name: str, state_url: str, args: argparse.Namespace) -> None:
     rng = random.Random(7)
+    users, threads = args.users, args.threads
+    count = args.servers if state_url else 1  # SQLite: one server owns the file
     with tempfile.TemporaryDirectory() as tmp:
-        url = state_url or f"sqlite:///{Path(tmp) / 'data' / 'state.sqlite'}"
-        with server(Path(tmp) / "data", state_url) as srv:
+        root = Path(tmp)
+        url = state_url or f"sqlite:///{root / 'data' / 'state.sqlite'}"
+        srv = prepare(root / "data", state_url)
+        with servers(srv, root, count) as urls:
             base_runs, checkin_runs, award_runs = [], [], []
-            for run in range(runs):
+            for run in range(args.runs):
                 ids = [f"r{run}-u{i:05d}" for i in range(users)]
+                # members made beforehand (not timed): a check-in of a member the programme
+                # already knows, as on every day but a user's first
+                run_requests(urls, award_requests(srv, ids, rng, times=1), threads)
                 health: list[Request] = [("GET", "/healthz", {}, None)] * (2 * users)
-                base_runs.append(run_requests(srv["url"], health, threads))
-                checkin_runs.append(
-                    run_requests(srv["url"], checkin_requests(srv, ids, rng), threads)
-                )
-                award_runs.append(run_requests(srv["url"], award_requests(srv, ids, rng), threads))
+                base_runs.append(run_requests(urls, health, threads))
+                checkin_runs.append(run_requests(urls, checkin_requests(srv, ids, rng), threads))
+                award_runs.append(run_requests(urls, award_requests(srv, ids, rng), threads))
             base = statistics.median(2 * users / s for s, _ in base_runs)
             app_id = srv["app"]["app_id"]
-            print(f"{name}: {users} users × 2 requests each, {threads} client threads, {runs} runs")
+            print(
+                f"{name}: {users} members × 2 requests each, {threads} client threads, "
+                f"{count} server(s), {args.runs} runs"
+            )
             print(f"  {'baseline':<12} {base:8.0f} req/s  (GET /healthz)")
             print(line("check-ins", 2 * users, checkin_runs, base))
             print(line("awards", 2 * users, award_runs, base))
@@ -235,14 +259,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument(
+        "--servers", type=int, default=1, help="liucun serve processes on PostgreSQL"
+    )
     args = parser.parse_args()
     stores: list[tuple[str, Callable[[], Any]]] = [
         ("SQLite", lambda: _nullcontext("")),
         ("PostgreSQL", lambda: pg_database(args.pg)),
     ]
+    if args.only:
+        stores = [s for s in stores if s[0].lower() == args.only]
     for name, open_db in stores:
         with open_db() as url:
-            bench_store(name, url, args.users, args.threads, args.runs)
+            bench_store(name, url, args)
 
 
 @contextmanager

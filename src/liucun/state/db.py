@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,8 +65,27 @@ def create_state_engine(url: str) -> sa.Engine:
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that will write: on SQLite it holds the write lock from its start, so that
     read-then-write sequences in it run one at a time; on PostgreSQL writers lock rows."""
-    with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+    if engine.dialect.name != "sqlite":
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            yield conn
+        return
+    # SQLite has one writer at a time: threads of this process queue here and wake at once,
+    # instead of in SQLite's busy handler, which sleeps up to 100 ms between tries
+    with (
+        _sqlite_writers(engine),
+        engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
+        conn.begin(),
+    ):
         yield conn
+
+
+_WRITERS: dict[int, threading.RLock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _sqlite_writers(engine: sa.Engine) -> threading.RLock:
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(id(engine.pool), threading.RLock())
 
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:

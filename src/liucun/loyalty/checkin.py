@@ -30,7 +30,7 @@ from liucun.loyalty.ledger import Entry, debit
 from liucun.loyalty.members import Member, find_member
 from liucun.loyalty.operations import check_key, run_once
 from liucun.loyalty.programme import Programme
-from liucun.loyalty.rewards import Granted, grant_badge, grant_reward
+from liucun.loyalty.rewards import Granted, grant_badge, grant_softly
 from liucun.playbook.loyalty import Reward
 from liucun.state.tables import checkins, loyalty_operations, loyalty_rewards
 
@@ -48,27 +48,6 @@ def short_key(prefix: str, *parts: object) -> str:
 
 def reward_json(reward: Reward) -> dict[str, Any]:
     return {"points": reward.points, "coupon": reward.coupon}
-
-
-def grant_softly(
-    conn: sa.Connection,
-    prog: Programme,
-    member: Member,
-    reward: Reward,
-    reward_key: str,
-    kind: str,
-    now: datetime,
-    reason: str,
-) -> tuple[Granted | None, str | None]:
-    """`rewards.grant_reward` in a savepoint: a reward that cannot be given (its coupon sold
-    out, say) is undone alone and reported by its code, instead of undoing the check-in, visit
-    or event that earned it. Returns (what was granted or None if granted before, the refusal
-    code or None)."""
-    try:
-        with conn.begin_nested():
-            return grant_reward(conn, prog, member, reward, reward_key, kind, now, reason), None
-    except LoyaltyError as exc:
-        return None, exc.code
 
 
 class Grants:

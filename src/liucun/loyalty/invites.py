@@ -46,7 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from liucun.loyalty.checkin import grant_softly, short_key
+from liucun.loyalty.checkin import short_key
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.levels import utc_span
 from liucun.loyalty.members import (
@@ -60,6 +60,7 @@ from liucun.loyalty.members import (
 )
 from liucun.loyalty.operations import Outcome, check_key, run_once
 from liucun.loyalty.programme import Programme
+from liucun.loyalty.rewards import grant_softly
 from liucun.state.db import write_transaction
 from liucun.state.tables import (
     invites,

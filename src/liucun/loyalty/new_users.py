@@ -8,17 +8,15 @@ its position in the pack), so granting the pack again gives nothing twice.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from liucun.loyalty.coupons import find_template, template_json
-from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.members import Member, as_utc, find_member
 from liucun.loyalty.programme import Programme
-from liucun.loyalty.rewards import Granted, grant_reward
+from liucun.loyalty.rewards import Granted, grant_softly
 from liucun.state.tables import loyalty_rewards
 
 KIND = "new_user"
@@ -59,16 +57,7 @@ def welcome_pack(
     granted = []
     for index, reward in enumerate(pack.rewards):
         key = pack_reward_key(member.user_id, index)
-        before = {f.name: getattr(member, f.name) for f in fields(member)}
-        savepoint = conn.begin_nested()
-        try:
-            done = grant_reward(conn, prog, member, reward, key, KIND, now, "new-user pack")
-        except LoyaltyError:
-            savepoint.rollback()
-            for name, value in before.items():  # the balance the rollback undid
-                setattr(member, name, value)
-            continue
-        savepoint.commit()
+        done, _refused = grant_softly(conn, prog, member, reward, key, KIND, now, "new-user pack")
         if done is not None:
             granted.append(done)
     return granted

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.ledger import Entry, credit
 from liucun.loyalty.members import Member, insert_ignoring_conflicts
 from liucun.loyalty.programme import Programme
@@ -59,7 +60,8 @@ def grant_reward(
 ) -> Granted | None:
     """Give `reward` to the (locked) member unless `reward_key` was granted before (then
     None). A coupon that cannot be issued (its template's limit or budget reached) raises
-    LoyaltyError and the whole transaction, points included, is undone."""
+    LoyaltyError before any points are given, so that `member` still matches its row when the
+    caller undoes the reward alone (`grant_softly`)."""
     from liucun.loyalty.coupons import issue_coupon  # coupons reward through here too
 
     row = {
@@ -75,10 +77,8 @@ def grant_reward(
     }
     if not insert_ignoring_conflicts(conn, loyalty_rewards, row):
         return None
-    if reward.points:
-        credit(conn, prog, member, reward.points, Entry(reward_key, rule=kind, reason=reason), now)
     coupon = None
-    if reward.coupon:
+    if reward.coupon:  # first: it is the part that may be refused
         coupon = issue_coupon(conn, prog, member, reward.coupon, reward_key, now)
         r = loyalty_rewards.c
         conn.execute(
@@ -86,7 +86,30 @@ def grant_reward(
             .where(r.app_id == prog.app_id, r.reward_key == reward_key)
             .values(coupon_id=coupon["coupon_id"])
         )
+    if reward.points:
+        credit(conn, prog, member, reward.points, Entry(reward_key, rule=kind, reason=reason), now)
     return Granted(reward_key, kind, reward.points, coupon)
+
+
+def grant_softly(
+    conn: sa.Connection,
+    prog: Programme,
+    member: Member,
+    reward: Reward,
+    reward_key: str,
+    kind: str,
+    now: datetime,
+    reason: str,
+) -> tuple[Granted | None, str | None]:
+    """`grant_reward` in a savepoint: a reward that cannot be given (its coupon sold out, say)
+    is undone alone and reported by its code, instead of undoing the check-in, visit or event
+    that earned it. Returns (what was granted, or None if granted before; the refusal code or
+    None)."""
+    try:
+        with conn.begin_nested():
+            return grant_reward(conn, prog, member, reward, reward_key, kind, now, reason), None
+    except LoyaltyError as exc:
+        return None, exc.code
 
 
 def grant_badge(

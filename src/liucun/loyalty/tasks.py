@@ -13,9 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from liucun.loyalty.checkin import Grants, grant_softly, reward_json, short_key
+from liucun.loyalty.checkin import Grants, reward_json, short_key
 from liucun.loyalty.members import Member, insert_ignoring_conflicts
 from liucun.loyalty.programme import Programme
+from liucun.loyalty.rewards import grant_softly
 from liucun.playbook.loyalty import DailyTask
 from liucun.state.tables import counted_events, loyalty_rewards
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from liucun.playbook.churn import EventName, Slug, Strict
+from liucun.playbook.winback import Coupon
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -255,16 +256,13 @@ class Ladder(Strict):
         return self
 
 
-class CouponTemplate(Strict):
-    """A coupon of one of the seeds' three kinds, with its validity and limits."""
+class CouponTemplate(Coupon):
+    """A coupon of one of the seeds' three kinds (its terms checked as `Coupon`'s), with its
+    validity and limits."""
 
     name: Slug
     zh: Text
     en: Text
-    kind: Literal["no_threshold", "spend_save", "discount"]
-    yuan: float | None = Field(default=None, gt=0, le=100_000)
-    min_spend_yuan: float | None = Field(default=None, gt=0, le=1_000_000)
-    percent_off: float | None = Field(default=None, gt=0, lt=100)
     max_discount_yuan: float | None = Field(default=None, gt=0, le=100_000)
     valid_days: int = Field(default=30, ge=1, le=3660, description="Valid this long after issue.")
     total_limit: int | None = Field(
@@ -277,17 +275,7 @@ class CouponTemplate(Strict):
     first_order_only: bool = False
 
     @model_validator(mode="after")
-    def _complete(self) -> CouponTemplate:
-        need = {
-            "no_threshold": ("yuan",),
-            "spend_save": ("yuan", "min_spend_yuan"),
-            "discount": ("percent_off",),
-        }[self.kind]
-        missing = [f for f in need if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"a {self.kind} coupon needs {', '.join(missing)}")
-        if self.kind == "spend_save" and (self.yuan or 0) >= (self.min_spend_yuan or 0):
-            raise ValueError("spend_save: yuan off must be below min_spend_yuan")
+    def _budget_has_face_value(self) -> CouponTemplate:
         if self.kind == "discount" and self.budget_yuan and self.max_discount_yuan is None:
             # a budget counts face value; an uncapped discount coupon has none to count
             raise ValueError("a discount coupon with budget_yuan needs max_discount_yuan")

@@ -40,6 +40,8 @@ class Coupon(Strict):
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} coupon needs {', '.join(missing)}")
+        if self.kind == "spend_save" and (self.yuan or 0) >= (self.min_spend_yuan or 0):
+            raise ValueError("spend_save: yuan off must be below min_spend_yuan")
         return self
 
 

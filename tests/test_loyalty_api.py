@@ -168,3 +168,20 @@ def test_orders_earn_only_when_the_backend_sends_them(api: dict[str, Any]) -> No
     again = _order("u1", "o-2", 88.5)
     assert c.post("/v1/batch", json={"batch": [again]}, headers=backend).status_code == 200
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 88
+
+
+def test_posthog_capture_runs_the_loyalty_rules_untrusted(api: dict[str, Any]) -> None:
+    c, key = api["client"], api["creds"].write_key
+    share = {"event": "share", "distinct_id": "u7", "uuid": str(uuid.uuid4())}
+    order = {
+        "event": "order_paid",
+        "distinct_id": "u7",
+        "uuid": str(uuid.uuid4()),
+        "properties": {"amount": 500, "order_id": "o-9"},
+    }
+    for _ in range(2):  # the SDK retries: one award
+        r = c.post("/batch/", json={"api_key": key, "batch": [share, order]})
+        assert r.status_code == 200, r.text
+    # 5 points a share (rule share_points) + 10 for the daily task "share once"; the client's
+    # order earns nothing
+    assert c.get("/v1/loyalty/points", headers=user_headers(api, "u7")).json()["balance"] == 15

@@ -23,11 +23,14 @@ from liucun.loyalty.programme import Programme
 COLUMNS = ("event_id", "event", "user_id", "anonymous_id", "ts", "amount", "properties")
 
 
-def loyalty_events(table: pa.Table) -> list[dict[str, Any]]:
-    """The batch's events of identified users, as the reactions read them (properties parsed,
-    amounts as yuan floats)."""
-    identified = table.filter(pc.is_valid(table.column("user_id")))
-    rows = identified.select(list(COLUMNS)).to_pylist()
+def loyalty_events(table: pa.Table, names: set[str]) -> list[dict[str, Any]]:
+    """The batch's events of identified users named in `names`, as the reactions read them
+    (properties parsed, amounts as yuan floats)."""
+    wanted = pc.and_(
+        pc.is_valid(table.column("user_id")),
+        pc.is_in(table.column("event"), value_set=pa.array(sorted(names), pa.string())),
+    )
+    rows = table.filter(wanted).select(list(COLUMNS)).to_pylist()
     for row in rows:
         props = row["properties"]
         row["properties"] = orjson.loads(props) if props else {}
@@ -40,9 +43,9 @@ def react_to_batch(
     engine: sa.Engine, prog: Programme, table: pa.Table, trusted: bool, now: datetime
 ) -> Any:
     """Run the loyalty reactions on a stored batch (see the module's docstring)."""
-    from liucun.loyalty.reactions import react
+    from liucun.loyalty.reactions import react, trigger_events
 
-    events = loyalty_events(table)
+    events = loyalty_events(table, trigger_events(prog))
     if not events:
         return None
     return react(engine, prog, events, trusted, now)

@@ -165,6 +165,19 @@ def _order_id(properties: Any) -> str | None:
     return str(raw)
 
 
+def trigger_events(prog: Programme) -> set[str]:
+    """The event names anything in the programme reacts to (others need no look at all)."""
+    rules = prog.rules
+    return {
+        *(r.event for r in rules.earning),
+        rules.points.refund_event,
+        ORDER_EVENT,
+        SHARE_EVENT,
+        *rules.ladder.visit_events,
+        *(t.event for t in rules.tasks),
+    }
+
+
 def _plan(
     prog: Programme, raw: dict[str, Any], trusted: bool, skipped: Counter[str]
 ) -> Planned | None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from liucun.api.deps import RuntimeDep, read_body
-from liucun.api.routes.ingest import app_for_key, response_of
+from liucun.api.routes.ingest import app_for_key, react, response_of
 from liucun.api.schemas import ERRORS, PostHogResponse
 from liucun.events.ingest import parse_posthog, store_checked
 
@@ -32,6 +32,8 @@ async def capture(request: Request, runtime: RuntimeDep, api_key: str | None) ->
     )
     app = app_for_key(runtime, parsed.body_key or api_key)
     result = await store_checked(parsed.checked, app, runtime.writer)
+    # the SDK runs in the client: its events are never trusted (no points for orders)
+    await react(runtime, app, result, trusted=False)
     return {"status": 1, **response_of(result)}
 
 

@@ -59,3 +59,14 @@ def settings(tmp_path: Path, state_url: str) -> Settings:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@pytest.fixture
+def engine(state_url: str) -> Iterator[sa.Engine]:
+    """The migrated state store at `state_url`, for one test function (hypothesis examples in
+    it share the store, each with an app of its own)."""
+    from liucun.state.db import open_state
+
+    eng = open_state(state_url)
+    yield eng
+    eng.dispose()

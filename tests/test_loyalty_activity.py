@@ -20,10 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from liucun.api.app import create_app
-from liucun.config import Settings
 from liucun.loyalty.checkin import check_in, checkin_counts, checkin_status, make_up
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.ladder import ladder_progress
@@ -34,12 +31,11 @@ from liucun.loyalty.points import award_points
 from liucun.loyalty.programme import Programme, programme_of
 from liucun.loyalty.reactions import react
 from liucun.loyalty.tasks import tasks_today
-from liucun.loyalty.tokens import create_signing_key, mint_user_token
 from liucun.playbook.loyalty import LoyaltyRules
 from liucun.state.apps import create_app as create_tenant
 from liucun.state.apps import find_app
-from liucun.state.db import open_state
 from liucun.state.tables import checkins, loyalty_rewards, points_journal
+from tests.loyalty_helpers import loyalty_server
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -47,13 +43,6 @@ TZ = ZoneInfo("Asia/Shanghai")
 def bj(y: int, m: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
     """A Beijing wall-clock time as an aware UTC time."""
     return datetime(y, m, d, h, mi, s, tzinfo=TZ).astimezone(UTC)
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    e = open_state(state_url)
-    yield e
-    e.dispose()
 
 
 def programme(engine: sa.Engine, **rules: Any) -> Programme:
@@ -550,17 +539,8 @@ API_NOW = bj(2026, 11, 8, 10)
 
 @pytest.fixture
 def api(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
-    settings = Settings(
-        data_dir=tmp_path / "data", state_store=state_url, daily_at="off", ingest_workers=0
-    )
-    with TestClient(create_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.clock = lambda: API_NOW
-        creds = create_tenant(runtime.state, "shop", "Asia/Shanghai")
-        key = create_signing_key(runtime.state, creds.app_id, API_NOW)
-        assert key.secret is not None
-        user = mint_user_token(creds.app_id, "u1", key.key_id, key.secret, API_NOW, 3600)
-        yield {"client": client, "creds": creds, "auth": {"Authorization": f"Bearer {user}"}}
+    with loyalty_server(tmp_path, state_url, API_NOW) as srv:
+        yield {"client": srv.client, "creds": srv.creds, "auth": srv.user_headers("u1")}
 
 
 def test_activity_routes(api: dict[str, Any]) -> None:

@@ -10,27 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from liucun.api.app import create_app
-from liucun.config import Settings
-from liucun.loyalty.tokens import create_signing_key, mint_user_token
+from liucun.loyalty.tokens import mint_user_token
 from liucun.state.apps import create_app as create_tenant
+from tests.loyalty_helpers import loyalty_server
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def api(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
-    settings = Settings(
-        data_dir=tmp_path / "data", state_store=state_url, daily_at="off", ingest_workers=0
-    )
-    with TestClient(create_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.clock = lambda: NOW
-        creds = create_tenant(runtime.state, "shop", "Asia/Shanghai")
-        key = create_signing_key(runtime.state, creds.app_id, NOW)
-        yield {"client": client, "runtime": runtime, "creds": creds, "key": key}
+    with loyalty_server(tmp_path, state_url, NOW) as srv:
+        yield {"client": srv.client, "runtime": srv.runtime, "creds": srv.creds, "key": srv.key}
 
 
 def token(api: dict[str, Any], user: str, now: datetime = NOW, ttl: int = 3600) -> str:

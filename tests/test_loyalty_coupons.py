@@ -28,8 +28,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from liucun.api.app import create_app
-from liucun.config import Settings
 from liucun.loyalty import coupons as cp
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.ledger import journal_balance
@@ -37,13 +35,13 @@ from liucun.loyalty.members import lock_member, update_member
 from liucun.loyalty.new_users import pack_status, welcome_pack
 from liucun.loyalty.points import award_points
 from liucun.loyalty.programme import Programme, programme_of
-from liucun.loyalty.tokens import create_signing_key, mint_user_token
 from liucun.playbook.loyalty import CouponTemplate, LoyaltyRules, NewUserPack, Reward
 from liucun.playbook.store import apply_playbook
 from liucun.state.apps import create_app as create_tenant
 from liucun.state.apps import find_app
 from liucun.state.db import open_state, write_transaction
 from liucun.state.tables import coupon_stock, coupons, points_journal
+from tests.loyalty_helpers import loyalty_server
 
 TZ = "Asia/Shanghai"
 ZONE = ZoneInfo(TZ)
@@ -553,28 +551,12 @@ def test_welcome_pack_skips_a_sold_out_coupon(shop: Shop) -> None:
 
 @pytest.fixture
 def api(tmp_path: Path, state_url: str) -> Iterator[tuple[TestClient, dict[str, str], str]]:
-    """A test server with the shop, its playbook and a token for user `u1`."""
-    s = Settings(
-        data_dir=tmp_path / "data", state_store=state_url, daily_at="off", ingest_workers=0
-    )
-    with TestClient(create_app(s)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.clock = lambda: NOW
-        creds = create_tenant(runtime.state, "shop", TZ)
-        apply_playbook(runtime.state, creds.app_id, playbook_text())
-        key = create_signing_key(runtime.state, creds.app_id, NOW)
-        assert key.secret is not None
-        token = mint_user_token(creds.app_id, "u1", key.key_id, key.secret, NOW, 3600)
-        award_points(
-            runtime.state,
-            programme_of(runtime.state, find_app(runtime.state, creds.app_id)),
-            "u1",
-            120,
-            "a1",
-            NOW,
-            "test",
-        )
-        yield client, {"Authorization": f"Bearer {token}"}, creds.admin_token
+    """A test server with the shop, its playbook and a token for user `u1` (120 points)."""
+    with loyalty_server(tmp_path, state_url, NOW, playbook_text()) as srv:
+        state = srv.runtime.state
+        prog = programme_of(state, find_app(state, srv.creds.app_id))
+        award_points(state, prog, "u1", 120, "a1", NOW, "test")
+        yield srv.client, srv.user_headers("u1"), srv.creds.admin_token
 
 
 def test_http_client_endpoints(api: tuple[TestClient, dict[str, str], str]) -> None:

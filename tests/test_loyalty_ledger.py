@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,7 +43,6 @@ from liucun.loyalty.points import (
 from liucun.loyalty.programme import Programme, programme_of
 from liucun.playbook.store import apply_playbook
 from liucun.state.apps import create_app, find_app
-from liucun.state.db import open_state
 from liucun.state.tables import loyalty_members, points_journal, points_lots
 
 TZ = "Asia/Shanghai"
@@ -53,15 +52,6 @@ MEMBER = "member"
 
 
 # --- the store and the app under test ---
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    """One migrated state store per test function (hypothesis examples share it, each with
-    its own app: a fresh database per example would be far too slow)."""
-    eng = open_state(state_url)
-    yield eng
-    eng.dispose()
 
 
 def playbook_text(**points: Any) -> str:

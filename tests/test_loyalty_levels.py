@@ -15,7 +15,6 @@ import math
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -25,24 +24,21 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 import yaml
-from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from liucun.api.app import create_app as create_http_app
-from liucun.config import Settings
 from liucun.loyalty.boards import leaderboard
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.levels import add_growth, level_status, review_levels, spend_growth
 from liucun.loyalty.members import Member, find_member, lock_member
 from liucun.loyalty.programme import Programme, programme_of
-from liucun.loyalty.tokens import create_signing_key, mint_user_token
 from liucun.playbook.loyalty import LoyaltyRules
 from liucun.playbook.store import apply_playbook
 from liucun.state.apps import create_app, find_app
-from liucun.state.db import open_state, write_transaction
+from liucun.state.db import write_transaction
 from liucun.state.tables import checkins, level_changes, points_journal
+from tests.loyalty_helpers import loyalty_server
 
 TZ = "Asia/Shanghai"
 SHANGHAI = ZoneInfo(TZ)
@@ -60,13 +56,6 @@ TIERS = [
         "early_access": True,
     },
 ]
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    eng = open_state(state_url)
-    yield eng
-    eng.dispose()
 
 
 def new_programme(engine: sa.Engine, **loyalty: Any) -> Programme:
@@ -463,19 +452,10 @@ def test_a_metric_the_playbook_leaves_out_is_unknown(engine: sa.Engine) -> None:
 
 
 def test_level_and_board_routes(tmp_path: Path, state_url: str) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data", state_store=state_url, daily_at="off", ingest_workers=0
-    )
-    with TestClient(create_http_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.clock = lambda: T0
-        creds = create_app(runtime.state, "shop", TZ)
-        apply_playbook(
-            runtime.state, creds.app_id, yaml.safe_dump({"version": 1, "loyalty": levels_rules()})
-        )
-        key = create_signing_key(runtime.state, creds.app_id, T0)
-        token = mint_user_token(creds.app_id, "u1", key.key_id, key.secret or "", T0, 3600)
-        user = {"Authorization": f"Bearer {token}"}
+    text = yaml.safe_dump({"version": 1, "loyalty": levels_rules()})
+    with loyalty_server(tmp_path, state_url, T0, text) as srv:
+        client, runtime, creds = srv.client, srv.runtime, srv.creds
+        user = srv.user_headers("u1")
         admin = {"Authorization": f"Bearer {creds.admin_token}"}
         prog = programme_of(runtime.state, find_app(runtime.state, creds.app_id))
         grow(runtime.state, prog, "u1", "spend", 150_000, "o1", T0)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +28,6 @@ from liucun.loyalty.reactions import react
 from liucun.playbook.loyalty import LoyaltyRules
 from liucun.state.apps import create_app as create_tenant
 from liucun.state.apps import find_app
-from liucun.state.db import open_state
 from liucun.state.tables import loyalty_members, points_journal
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -39,13 +36,6 @@ NOW = datetime(2026, 12, 31, tzinfo=UTC)
 
 def bj(y: int, m: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
     return datetime(y, m, d, h, mi, s, tzinfo=TZ).astimezone(UTC)
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    e = open_state(state_url)
-    yield e
-    e.dispose()
 
 
 def programme(engine: sa.Engine, **rules: Any) -> Programme:

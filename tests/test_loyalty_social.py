@@ -24,8 +24,6 @@ import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
 
-from liucun.api.app import create_app as create_http_app
-from liucun.config import Settings
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.invites import (
     accept_invite,
@@ -42,12 +40,13 @@ from liucun.loyalty.social import (
     join_goal,
     start_goal,
 )
-from liucun.loyalty.tokens import create_signing_key, mint_user_token
+from liucun.loyalty.tokens import mint_user_token
 from liucun.playbook.loyalty import LoyaltyRules
 from liucun.playbook.store import apply_playbook
 from liucun.state.apps import create_app, find_app
-from liucun.state.db import open_state, write_transaction
+from liucun.state.db import write_transaction
 from liucun.state.tables import coupons, loyalty_rewards, social_goals, social_members
+from tests.loyalty_helpers import loyalty_server
 
 TZ = "Asia/Shanghai"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 local, Friday 20 November 2026
@@ -72,13 +71,6 @@ POINT_REWARDS: dict[str, Any] = {
          "reward": {"points": 15}},
     ],
 }  # fmt: skip
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[sa.Engine]:
-    eng = open_state(state_url)
-    yield eng
-    eng.dispose()
 
 
 def new_programme(engine: sa.Engine, loyalty: dict[str, Any] | None = None) -> Programme:
@@ -503,17 +495,9 @@ def test_coupon_rewards_for_invites_and_groups(engine: sa.Engine) -> None:
 
 @pytest.fixture
 def api(tmp_path: Path, state_url: str) -> Iterator[dict[str, Any]]:
-    settings = Settings(
-        data_dir=tmp_path / "data", state_store=state_url, daily_at="off", ingest_workers=0
-    )
-    with TestClient(create_http_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.clock = lambda: T0
-        creds = create_app(runtime.state, "shop", TZ)
-        text = yaml.safe_dump({"version": 1, "loyalty": POINT_REWARDS}, allow_unicode=True)
-        apply_playbook(runtime.state, creds.app_id, text)
-        key = create_signing_key(runtime.state, creds.app_id, T0)
-        yield {"client": client, "runtime": runtime, "creds": creds, "key": key}
+    text = yaml.safe_dump({"version": 1, "loyalty": POINT_REWARDS}, allow_unicode=True)
+    with loyalty_server(tmp_path, state_url, T0, text) as srv:
+        yield {"client": srv.client, "runtime": srv.runtime, "creds": srv.creds, "key": srv.key}
 
 
 def user_headers(api: dict[str, Any], user: str, **extra: str) -> dict[str, str]:

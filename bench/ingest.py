@@ -162,26 +162,38 @@ def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
             proc.wait()
 
 
-def post_all(url: str, write_key: str, payloads: list[bytes], threads: int) -> float:
-    """Seconds to post every payload over `threads` keep-alive connections."""
-    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/json"}
-    clients = [httpx.Client(base_url=url, headers=headers, timeout=120) for _ in range(threads)]
-    for c in clients:  # open each connection before the clock starts
+Request = tuple[str, str, dict[str, str], bytes | None]  # method, path, headers, body
+
+
+def run_requests(
+    urls: list[str], requests: list[Request], threads: int
+) -> tuple[float, list[float]]:
+    """Send every request over `threads` keep-alive clients (opened before the clock starts),
+    spread over the servers at `urls`: (seconds, latencies in ms). RuntimeError if any was
+    refused."""
+    clients = [httpx.Client(base_url=urls[i % len(urls)], timeout=120) for i in range(threads)]
+    for c in clients:
         c.get("/healthz")
     lock = threading.Lock()
-    queue = iter(payloads)
+    queue = iter(requests)
+    latencies: list[float] = []
     failures: list[str] = []
 
     def work(client: httpx.Client) -> None:
+        mine = []
         while True:
             with lock:
-                body = next(queue, None)
-            if body is None:
-                return
-            r = client.post("/v1/batch", content=body)
-            if r.status_code != 200:
+                req = next(queue, None)
+            if req is None:
+                break
+            method, path, headers, body = req
+            began = time.perf_counter()
+            r = client.request(method, path, headers=headers, content=body)
+            mine.append((time.perf_counter() - began) * 1000)
+            if r.status_code >= 400:
                 failures.append(f"{r.status_code} {r.text[:200]}")
-                return
+        with lock:
+            latencies.extend(mine)
 
     workers = [threading.Thread(target=work, args=(c,)) for c in clients]
     began = time.perf_counter()
@@ -193,8 +205,15 @@ def post_all(url: str, write_key: str, payloads: list[bytes], threads: int) -> f
     for c in clients:
         c.close()
     if failures:
-        raise RuntimeError(f"the server refused a batch: {failures[0]}")
-    return seconds
+        raise RuntimeError(f"{len(failures)} requests were refused, e.g. {failures[0]}")
+    return seconds, latencies
+
+
+def post_all(url: str, write_key: str, payloads: list[bytes], threads: int) -> float:
+    """Seconds to post every payload over `threads` keep-alive connections."""
+    headers = {"Authorization": f"Bearer {write_key}", "Content-Type": "application/json"}
+    requests: list[Request] = [("POST", "/v1/batch", headers, body) for body in payloads]
+    return run_requests([url], requests, threads)[0]
 
 
 # --- the ceiling and the stages -------------------------------------------------------------

@@ -31,8 +31,6 @@ import secrets
 import statistics
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,17 +38,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import sqlalchemy as sa
-from bench.ingest import free_port, liucun_cli, wait_until_healthy
+from bench.ingest import Request, free_port, liucun_cli, run_requests, wait_until_healthy
 
 from liucun.loyalty.tokens import mint_user_token
 from liucun.state.db import create_state_engine
 
 GOAL_RPS, GOAL_P99_MS = 1000, 50
 PLAYBOOK = "version: 1\nloyalty:\n  checkin:\n    points: 10\n"
-Request = tuple[str, str, dict[str, str], bytes | None]
 
 
 def _cli(env: dict[str, str], *args: str) -> Any:
@@ -98,49 +94,6 @@ def servers(setup: dict[str, Any], root: Path, count: int) -> Iterator[list[str]
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def run_requests(
-    urls: list[str], requests: list[Request], threads: int
-) -> tuple[float, list[float]]:
-    """Send every request over `threads` keep-alive clients, spread over the servers at
-    `urls`: (seconds, latencies in ms)."""
-    clients = [httpx.Client(base_url=urls[i % len(urls)], timeout=60) for i in range(threads)]
-    for c in clients:
-        c.get("/healthz")
-    lock = threading.Lock()
-    queue = iter(requests)
-    latencies: list[float] = []
-    failures: list[str] = []
-
-    def work(client: httpx.Client) -> None:
-        mine = []
-        while True:
-            with lock:
-                req = next(queue, None)
-            if req is None:
-                break
-            method, path, headers, body = req
-            began = time.perf_counter()
-            r = client.request(method, path, headers=headers, content=body)
-            mine.append((time.perf_counter() - began) * 1000)
-            if r.status_code >= 400:
-                failures.append(f"{r.status_code} {r.text[:200]}")
-        with lock:
-            latencies.extend(mine)
-
-    workers = [threading.Thread(target=work, args=(c,)) for c in clients]
-    began = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - began
-    for c in clients:
-        c.close()
-    if failures:
-        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    return seconds, latencies
 
 
 def checkin_requests(srv: dict[str, Any], users: list[str], rng: random.Random) -> list[Request]:

@@ -10,7 +10,6 @@ Asia/Shanghai is UTC+8: 16:00Z is local midnight of the next date.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import threading
 from collections import Counter
@@ -50,8 +49,6 @@ from tests.loyalty_helpers import loyalty_server
 
 TZ = "Asia/Shanghai"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 local, Friday 20 November 2026
-HAS_COUPONS = importlib.util.find_spec("liucun.loyalty.coupons") is not None
-needs_coupons = pytest.mark.skipif(not HAS_COUPONS, reason="coupons.issue_coupon not written yet")
 
 POINT_REWARDS: dict[str, Any] = {
     "new_user_pack": {"enabled": False},  # members are made all the time here: no welcome
@@ -446,7 +443,6 @@ def test_the_longest_user_ids_fit_the_reward_keys(engine: sa.Engine, prog: Progr
 # --------------------------------------------------------------------------- coupon rewards
 
 
-@needs_coupons
 def test_coupon_rewards_for_invites_and_groups(engine: sa.Engine) -> None:
     # the default coupons, the group's at most 2 issued: the third member finds none left
     templates = [t.model_dump(exclude_none=True) for t in LoyaltyRules().coupons.templates]

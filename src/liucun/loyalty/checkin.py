@@ -199,11 +199,10 @@ def _result_of_day(conn: sa.Connection, prog: Programme, member: Member, day: da
     }
 
 
-def _check_in_work(
-    conn: sa.Connection, prog: Programme, member: Member, day: date, now: datetime
-) -> dict[str, Any]:
-    if _row(conn, prog, member.user_id, day) is not None:
-        return {**_result_of_day(conn, prog, member, day), "already_checked_in": True}
+def _record(
+    conn: sa.Connection, prog: Programme, member: Member, day: date, now: datetime, makeup: bool
+) -> int:
+    """Store the member's check-in for `day`, its streak one more than the day before's."""
     streak = _streak_on(conn, prog, member.user_id, day - timedelta(days=1)) + 1
     conn.execute(
         checkins.insert().values(
@@ -211,10 +210,19 @@ def _check_in_work(
             user_id=member.user_id,
             day=day,
             streak=streak,
-            makeup=False,
+            makeup=makeup,
             checked_at=now,
         )
     )
+    return streak
+
+
+def _check_in_work(
+    conn: sa.Connection, prog: Programme, member: Member, day: date, now: datetime
+) -> dict[str, Any]:
+    if _row(conn, prog, member.user_id, day) is not None:
+        return {**_result_of_day(conn, prog, member, day), "already_checked_in": True}
+    streak = _record(conn, prog, member, day, now, makeup=False)
     rules = prog.rules.checkin
     grants = Grants()
     badges: list[str] = []
@@ -340,17 +348,7 @@ def _make_up_work(
     if rules.makeup.cost_points:
         entry = Entry(key, reason=f"make-up check-in for {day}")
         debit(conn, prog, member, rules.makeup.cost_points, entry, now)
-    streak = _streak_on(conn, prog, member.user_id, day - timedelta(days=1)) + 1
-    conn.execute(
-        checkins.insert().values(
-            app_id=prog.app_id,
-            user_id=member.user_id,
-            day=day,
-            streak=streak,
-            makeup=True,
-            checked_at=now,
-        )
-    )
+    streak = _record(conn, prog, member, day, now, makeup=True)
     trailing_before, run_end = _restreak_after(conn, prog, member.user_id, day, streak)
     grants = Grants()
     badges: list[str] = []

@@ -3,9 +3,9 @@ taken back, paid orders counted, visits for the monthly ladder, daily tasks and 
 
 Every reaction is keyed by the event id (a paid order, and the points an amount-based rule
 gives for an event with an order id, by its order id), so a batch delivered
-again, an event replayed or a file imported twice awards nothing twice. A batch's events are
-grouped by user; each user's run in one write transaction with the member locked, users in
-sorted order. Events that nothing reacts to never open a transaction.
+again, an event replayed or a file imported twice awards nothing twice. A batch's events run
+in one write transaction (one commit for the batch): its members locked in sorted order, each
+member's events in time order. Events that nothing reacts to never open a transaction.
 
 Earning rules (`loyalty.earning`), for an event whose name is the rule's `event`:
 - `server_only` rules only count events the app's backend sent (`trusted`);
@@ -597,23 +597,24 @@ def _lock_budget_rows(conn: sa.Connection, prog: Programme, rows: list[BudgetRow
         )
 
 
-def _react_user(
-    engine: sa.Engine, prog: Programme, user_id: str, plans: list[Planned], now: datetime
+def _react_users(
+    engine: sa.Engine, prog: Programme, by_user: dict[str, list[Planned]], now: datetime
 ) -> ReactionReport:
-    """One user's events in one transaction: the member locked, then the budget rows its
-    events draw on, in sorted order (so members' transactions never wait on each other in a
-    circle). Run again from the start should PostgreSQL still pick it as a deadlock's victim
-    (rows other modules lock, such as coupon stock)."""
-    rows = budget_rows(plans)
+    """A batch's users in one transaction (one commit, not one a user): their members locked
+    in sorted order, then the budget rows their events draw on, in sorted order, so that two
+    batches never wait on each other in a circle. Run again from the start should PostgreSQL
+    still pick it as a deadlock's victim (rows other modules lock, such as coupon stock)."""
+    rows = budget_rows(p for plans in by_user.values() for p in plans)
     _create_budget_rows(engine, prog, rows)
     for attempt in range(ATTEMPTS):
-        part = ReactionReport(users=1)
+        part = ReactionReport(users=len(by_user))
         try:
             with write_transaction(engine) as conn:
-                member = lock_member(conn, prog, user_id, now)
+                members = {u: lock_member(conn, prog, u, now) for u in sorted(by_user)}
                 _lock_budget_rows(conn, prog, rows)
-                for plan in plans:
-                    _react_one(conn, prog, member, plan, now, part)
+                for user_id, member in members.items():
+                    for plan in sorted(by_user[user_id], key=lambda p: (p.ts, p.event_id)):
+                        _react_one(conn, prog, member, plan, now, part)
             return part
         except sa.exc.DBAPIError as exc:
             if not _retryable(exc) or attempt == ATTEMPTS - 1:
@@ -639,7 +640,6 @@ def react(
         plan = _plan(prog, raw, trusted, report.skipped)
         if plan is not None:
             by_user[plan.user_id].append(plan)
-    for user_id in sorted(by_user):
-        plans = sorted(by_user[user_id], key=lambda p: (p.ts, p.event_id))
-        report.merge(_react_user(engine, prog, user_id, plans, now))
+    if by_user:
+        report.merge(_react_users(engine, prog, by_user, now))
     return report

@@ -8,7 +8,8 @@ Measures, each as the median of `--runs` runs:
   an app made with `liucun apps create --json`) by `--threads` client threads, each with its
   own keep-alive connection, bodies encoded before the clock starts; batches of 100 and 1,000;
   once on the embedded DuckDB store and once on the ClickHouse store (chdb in the server
-  process, through `clickhouse-connect`).
+  process, through `clickhouse-connect`). "+ reactions" counts until the server has also run
+  the loyalty reactions it queued for the run's events (its queue is empty again).
 - ceiling: the same kind of events, validated beforehand, appended straight into each store
   in batches of 1,000 and 10,000 rows; and HTTP ÷ ceiling.
 - where one 1,000-event request spends its time: JSON parse, pydantic validation, the rest of
@@ -133,8 +134,9 @@ def wait_until_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float =
 
 
 @contextmanager
-def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
-    """(base URL, write key) of a `liucun serve` process on a fresh data directory."""
+def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str, str]]:
+    """(base URL, write key, admin token) of a `liucun serve` process on a fresh data
+    directory."""
     env = {**os.environ, "LIUCUN_DATA_DIR": str(data_dir), "LIUCUN_TIMEZONE": TZ}
     if event_store:
         env["LIUCUN_EVENT_STORE"] = event_store
@@ -144,7 +146,7 @@ def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
         check=True,
         capture_output=True,
     )
-    write_key = orjson.loads(made.stdout)["write_key"]
+    creds = orjson.loads(made.stdout)
     port = free_port()
     proc = subprocess.Popen(
         [*liucun_cli(), "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
@@ -152,7 +154,7 @@ def server(data_dir: Path, event_store: str = "") -> Iterator[tuple[str, str]]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, proc)
-        yield url, write_key
+        yield url, creds["write_key"], creds["admin_token"]
     finally:
         proc.terminate()
         try:
@@ -207,6 +209,17 @@ def run_requests(
     if failures:
         raise RuntimeError(f"{len(failures)} requests were refused, e.g. {failures[0]}")
     return seconds, latencies
+
+
+def drained_after(url: str, admin_token: str, began: float, timeout: float = 1800) -> float:
+    """Seconds from `began` until the server's loyalty reactions queue is empty."""
+    path = f"{url}/admin/v1/apps/bench/loyalty/pending"
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    while httpx.get(path, headers=headers).json()["batches"]:
+        if time.perf_counter() - began > timeout:
+            raise RuntimeError("the reactions queue did not drain")
+        time.sleep(0.05)
+    return time.perf_counter() - began
 
 
 def post_all(url: str, write_key: str, payloads: list[bytes], threads: int) -> float:
@@ -301,15 +314,20 @@ def main() -> None:
     try:
         for kind, url_of in STORES.items():
             data = work / f"server-{kind}"
-            with server(data, url_of(data)) as (url, key):
+            with server(data, url_of(data)) as (url, key, admin_token):
                 warm = make_events(2_000, rng, now)
                 post_all(url, key, bodies(warm, 1_000), args.threads)
+                drained_after(url, admin_token, time.perf_counter())
                 for size in (100, 1_000):
                     label = f"HTTP {kind}, {size:,}-event batches"
                     for _ in range(args.runs):
                         payloads = bodies(make_events(n, rng, now), size)
+                        began = time.perf_counter()
                         seconds = post_all(url, key, payloads, args.threads)
                         rates.setdefault(label, []).append(n / seconds)
+                        # what the server keeps up with: events stored and reacted to
+                        whole = drained_after(url, admin_token, began)
+                        rates.setdefault(f"{label} + reactions", []).append(n / whole)
 
         base = validated(make_events(n, rng, now), "bench", now)
         for kind, opener in CEILING_STORES.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from liucun.api.app import create_app
 from liucun.config import Settings
+from liucun.loyalty.pending import drain, queue_state
 from liucun.loyalty.tokens import SigningKey, create_signing_key, mint_user_token
 from liucun.playbook.store import apply_playbook
 from liucun.state.apps import AppCredentials
@@ -34,6 +36,16 @@ class LoyaltyServer:
 
     def user_headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"}
+
+
+def settle(runtime: Any, timeout: float = 60.0) -> None:
+    """Wait until the reactions queue is empty, draining it here too (the server's drainer
+    may hold some of it)."""
+    deadline = time.monotonic() + timeout
+    while queue_state(runtime.state).batches:
+        drain(runtime.state, runtime.programme_by_id, runtime.clock)
+        assert time.monotonic() < deadline, queue_state(runtime.state)
+        time.sleep(0.02)
 
 
 @contextmanager

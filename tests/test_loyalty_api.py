@@ -13,7 +13,7 @@ import pytest
 
 from liucun.loyalty.tokens import mint_user_token
 from liucun.state.apps import create_app as create_tenant
-from tests.loyalty_helpers import loyalty_server
+from tests.loyalty_helpers import loyalty_server, settle
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -140,6 +140,7 @@ def test_orders_earn_only_when_the_backend_sends_them(api: dict[str, Any]) -> No
     forged = _order("u1", "o-1", 999.0)
     wk = {"Authorization": f"Bearer {api['creds'].write_key}"}
     assert c.post("/v1/batch", json={"batch": [forged]}, headers=wk).status_code == 200
+    settle(api["runtime"])
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 0
     # the admin token alone is not a write key
     r = c.post("/v1/batch", json={"batch": [forged]}, headers=admin_headers(api))
@@ -153,11 +154,13 @@ def test_orders_earn_only_when_the_backend_sends_them(api: dict[str, Any]) -> No
     for _ in range(3):  # the backend retries: stored once, awarded once
         r = c.post("/v1/batch", json={"batch": [paid]}, headers=backend)
         assert r.status_code == 200
+    settle(api["runtime"])
     # 88.50 yuan × 1 point per yuan, rounded down
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 88
     # the same order again under another event id (a re-import) earns nothing more
     again = _order("u1", "o-2", 88.5)
     assert c.post("/v1/batch", json={"batch": [again]}, headers=backend).status_code == 200
+    settle(api["runtime"])
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u1")).json()["balance"] == 88
 
 
@@ -173,6 +176,7 @@ def test_posthog_capture_runs_the_loyalty_rules_untrusted(api: dict[str, Any]) -
     for _ in range(2):  # the SDK retries: one award
         r = c.post("/batch/", json={"api_key": key, "batch": [share, order]})
         assert r.status_code == 200, r.text
+    settle(api["runtime"])
     # 5 points a share (rule share_points) + 10 for the daily task "share once"; the client's
     # order earns nothing
     assert c.get("/v1/loyalty/points", headers=user_headers(api, "u7")).json()["balance"] == 15

@@ -60,6 +60,7 @@ def create_app(
         own = runtime is None
         app.state.runtime = runtime or Runtime.open(settings)
         app.state.runtime.start_workers()
+        app.state.runtime.start_reactions()
         scheduler = daily_scheduler(app.state.runtime)
         try:
             yield
@@ -68,6 +69,9 @@ def create_app(
                 scheduler.stop()
             if own:
                 app.state.runtime.close()
+            elif app.state.runtime.reactions is not None:
+                app.state.runtime.reactions.stop()
+                app.state.runtime.reactions = None
             if on_shutdown is not None:
                 on_shutdown()
 

@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from liucun.api.workers import parse_pool, worker_count
 from liucun.config import Settings
 from liucun.events.ingest import Limits
-from liucun.state.apps import App, app_by_admin_token, app_by_write_key, find_app
+from liucun.loyalty.drainer import ReactionDrainer
+from liucun.loyalty.programme import Programme, programme_of
+from liucun.state.apps import App, AppError, app_by_admin_token, app_by_write_key, find_app
 from liucun.state.db import open_state
 from liucun.state.locks import app_write_lock
 from liucun.warehouse.store import EventStore, open_event_store
@@ -43,6 +45,7 @@ class Runtime:
     control_token: str = field(default_factory=lambda: "ct_" + secrets.token_urlsafe(32))
     # what loyalty requests take as "now" (tests move it)
     clock: Callable[[], datetime] = utc_now
+    reactions: ReactionDrainer | None = None
     _keys: dict[str, tuple[float, App]] = field(default_factory=dict)
     _cached: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict)
 
@@ -66,6 +69,31 @@ class Runtime:
         if workers:
             parse_pool(workers)
 
+    def start_reactions(self) -> None:
+        """Start draining the loyalty reactions queue in the background."""
+        if self.reactions is None:
+            self.reactions = ReactionDrainer(self.state, self.programme_by_id, lambda: self.clock())
+            self.reactions.start()
+
+    def app_by_id(self, app_id: str) -> App | None:
+        def load() -> App | None:
+            try:
+                return find_app(self.state, app_id)
+            except AppError:
+                return None
+
+        return self.cached("app", app_id, KEY_CACHE_SECONDS, load)
+
+    def programme(self, app: App) -> Programme:
+        """The app's loyalty programme under the playbook in force (at most a few seconds old)."""
+        return self.cached(
+            "programme", app.app_id, PROGRAMME_CACHE_SECONDS, lambda: programme_of(self.state, app)
+        )
+
+    def programme_by_id(self, app_id: str) -> Programme | None:
+        app = self.app_by_id(app_id)
+        return None if app is None else self.programme(app)
+
     async def parse(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a body parser in the worker processes (or here, with `ingest_workers = 0`)."""
         workers = worker_count(self.settings.ingest_workers)
@@ -83,6 +111,8 @@ class Runtime:
         return cls(settings, state, store, GroupCommitWriter(store))
 
     def close(self) -> None:
+        if self.reactions is not None:
+            self.reactions.stop()
         self.writer.close()
         self.store.close()
         self.state.dispose()

@@ -1,11 +1,11 @@
-"""The reactions step of ingest: hand a stored batch's events to the loyalty rules.
+"""The reactions step of ingest: queue a stored batch's events for the loyalty rules.
 
-It runs after the events are durable and before the request is answered, on every accepted
-event (retries included): if it fails the client is told to retry, and the retry finds the
-events stored and runs the reactions again, which award nothing twice (each is keyed by the
-event id). Events the app's backend sent (authorised with the app's admin token) are
-`trusted`; only they can earn by rules marked `server_only` (orders, refunds), because the
-write key is public.
+After a batch's events are durable and before the request is answered, the events the rules
+react to are queued (loyalty/pending.py), on every accepted batch (retries included): if that
+fails the client is told to retry, and the retry finds the events stored and queues them again;
+running them twice awards nothing twice (each reaction is keyed by the event id). Events the
+app's backend sent (authorised with the app's admin token) are `trusted`; only they can earn
+by rules marked `server_only` (orders, refunds), because the write key is public.
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ def loyalty_events(table: pa.Table, names: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def react_to_batch(
+def queue_reactions(
     engine: sa.Engine, prog: Programme, table: pa.Table, trusted: bool, now: datetime
-) -> Any:
-    """Run the loyalty reactions on a stored batch (see the module's docstring)."""
-    from liucun.loyalty.reactions import react, trigger_events
+) -> bool:
+    """Queue a stored batch's events that the loyalty rules react to (module docstring);
+    whether there were any."""
+    from liucun.loyalty.pending import enqueue
+    from liucun.loyalty.reactions import trigger_events
 
     events = loyalty_events(table, trigger_events(prog))
-    if not events:
-        return None
-    return react(engine, prog, events, trusted, now)
+    if events:
+        enqueue(engine, prog.app_id, events, trusted, now)
+    return bool(events)

@@ -447,3 +447,23 @@ social_members = sa.Table(
     sa.Column("user_id", sa.String(200), primary_key=True),
     sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# --- reactions waiting to run (ingest hands batches to loyalty through this queue) ---
+
+# A stored batch's events that loyalty rules react to, committed before ingest answers and
+# drained in the background (loyalty/pending.py). `next_try_at` is when a drainer may claim
+# it: now for a new batch, a lease while one runs it, a back-off after a failure.
+pending_reactions = sa.Table(
+    "pending_reactions",
+    metadata,
+    sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("trusted", sa.Boolean, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),  # JSON list, as loyalty_events reads them
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_try_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_pending_reactions_due", "next_try_at"),
+)

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from liucun.api.deps import RuntimeDep, bearer, read_body
-from liucun.api.routes.loyalty_deps import programme
 from liucun.api.schemas import ERRORS, IngestResponse, NativeBatch
 from liucun.events.ingest import IngestResult, parse_native, store_checked
-from liucun.loyalty.from_events import react_to_batch
+from liucun.loyalty.from_events import queue_reactions
 from liucun.state.apps import App
 
 router = APIRouter(tags=["ingest"])
@@ -80,20 +79,29 @@ def is_backend(runtime: RuntimeDep, app: App, admin_token: str | None) -> bool:
 
 
 async def react(runtime: RuntimeDep, app: App, result: IngestResult, trusted: bool) -> None:
-    """The loyalty reactions on the stored events; a failure asks the client to retry."""
+    """Queue the stored events that loyalty rules react to; a failure asks the client to
+    retry (the retry stores nothing twice and queues the reactions again, which award nothing
+    twice)."""
     if result.events is None or result.accepted == 0:
         return
-    prog = programme(runtime, app)
     try:
-        await run_in_threadpool(
-            react_to_batch, runtime.state, prog, result.events, trusted, runtime.clock()
+        queued = await run_in_threadpool(
+            queue_reactions,
+            runtime.state,
+            runtime.programme(app),
+            result.events,
+            trusted,
+            runtime.clock(),
         )
-    except Exception as exc:  # the events are stored: a retry stores nothing twice
+    except Exception as exc:
         raise HTTPException(
             503,
-            f"the events are stored but the loyalty rules could not run ({type(exc).__name__}); "
-            "send the same batch again: nothing is stored or awarded twice",
+            f"the events are stored but their loyalty reactions could not be queued "
+            f"({type(exc).__name__}); send the same batch again: nothing is stored or awarded "
+            "twice",
         ) from exc
+    if queued and runtime.reactions is not None:
+        runtime.reactions.wake()
 
 
 @router.post(
@@ -118,7 +126,8 @@ async def post_batch(
 ) -> dict[str, Any]:
     """Store the valid events of a batch once each; report the invalid ones by index.
 
-    Answers after the events are committed and the loyalty rules ran on them. 200 when at
+    Answers after the events are committed and those that loyalty rules react to are queued
+    for them (the rules run within a second or so). 200 when at
     least one event was accepted (or the batch was empty), 400 when every event was rejected.
     """
     header_key = bearer(authorization) or x_write_key

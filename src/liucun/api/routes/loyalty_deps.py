@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse
 
 from liucun.api.deps import RuntimeDep, bearer
 from liucun.api.routes.admin import admin_app
-from liucun.api.runtime import KEY_CACHE_SECONDS, PROGRAMME_CACHE_SECONDS, Runtime
+from liucun.api.runtime import KEY_CACHE_SECONDS, Runtime
 from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.programme import Programme, programme_of
 from liucun.loyalty.tokens import live_secret, token_key_id, verify_user_token
-from liucun.state.apps import App, AppError, find_app
+from liucun.state.apps import App
 
 USER_TOKEN_HELP = (
     "send the user token your backend minted as `Authorization: Bearer <token>` "
@@ -38,22 +38,6 @@ class ClientUser:
     now: datetime
 
 
-def programme(runtime: Runtime, app: App) -> Programme:
-    return runtime.cached(
-        "programme", app.app_id, PROGRAMME_CACHE_SECONDS, lambda: programme_of(runtime.state, app)
-    )
-
-
-def _app_by_id(runtime: Runtime, app_id: str) -> App | None:
-    def load() -> App | None:
-        try:
-            return find_app(runtime.state, app_id)
-        except AppError:
-            return None
-
-    return runtime.cached("app", app_id, KEY_CACHE_SECONDS, load)
-
-
 def client_user(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> ClientUser:
@@ -68,7 +52,7 @@ def client_user(
     except jwt.PyJWTError:
         claims = {}
     app_id = claims.get("aud") if isinstance(claims, dict) else None
-    app = _app_by_id(runtime, app_id) if isinstance(app_id, str) else None
+    app = runtime.app_by_id(app_id) if isinstance(app_id, str) else None
     if app is None:
         raise HTTPException(401, "the user token names no known app in `aud`: " + USER_TOKEN_HELP)
     kid = token_key_id(token)
@@ -88,7 +72,7 @@ def client_user(
     user = verify_user_token(
         token, app.app_id, secret, now, runtime.settings.user_token_max_seconds
     )
-    return ClientUser(app, user.user_id, programme(runtime, app), now)
+    return ClientUser(app, user.user_id, runtime.programme(app), now)
 
 
 ClientDep = Annotated[ClientUser, Depends(client_user)]

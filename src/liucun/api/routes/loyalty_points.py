@@ -14,6 +14,7 @@ from liucun.api.routes.admin import admin_app
 from liucun.api.routes.loyalty_deps import ClientDep, KeyDep, admin_programme
 from liucun.api.schemas import ERRORS
 from liucun.loyalty.members import USER_ID_MAX
+from liucun.loyalty.pending import queue_state
 from liucun.loyalty.points import (
     MAX_POINTS,
     adjust_points,
@@ -180,3 +181,19 @@ def delete_signing_key(
     a = admin_app(runtime, token, app)
     if not retire_signing_key(runtime.state, a.app_id, key_id, runtime.clock()):
         raise HTTPException(404, f"app {a.name!r} has no live signing key {key_id!r}")
+
+
+class PendingOut(BaseModel):
+    batches: int = Field(description="Batches whose loyalty reactions have not run yet.")
+    events: int
+    oldest_received_at: datetime | None
+    failing: int = Field(description="Of them, batches whose reactions failed and wait to retry.")
+    last_error: str | None
+
+
+@router.get(f"{ADMIN}/pending", response_model=PendingOut, responses=ERRORS)
+def get_pending(app: str, runtime: RuntimeDep, token: AdminToken) -> dict[str, Any]:
+    """The app's ingested events still waiting for their loyalty reactions (normally none for
+    more than a second or two; `failing` and `last_error` say when something is wrong)."""
+    a = admin_app(runtime, token, app)
+    return queue_state(runtime.state, a.app_id).as_json()

@@ -16,6 +16,7 @@ from liucun.api.workers import parse_pool, worker_count
 from liucun.config import Settings
 from liucun.events.ingest import Limits
 from liucun.loyalty.drainer import ReactionDrainer
+from liucun.loyalty.pending import queue_of
 from liucun.loyalty.programme import Programme, programme_of
 from liucun.state.apps import App, AppError, app_by_admin_token, app_by_write_key, find_app
 from liucun.state.db import open_state
@@ -115,6 +116,7 @@ class Runtime:
             self.reactions.stop()
         self.writer.close()
         self.store.close()
+        queue_of(self.state).dispose()
         self.state.dispose()
 
     def app_for_write_key(self, key: str) -> App | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,12 +54,18 @@ def new_invite_code() -> str:
     return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
 
 
+@cache
+def _insert_ignoring(dialect: str, table: sa.Table) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # SQLAlchemy 2.1 keeps an INSERT's rowcount on PostgreSQL only when asked (else -1)
+    return insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+
+
 def insert_ignoring_conflicts(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> bool:
     """Insert `row` unless it would break a unique key; True if it was inserted."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).values(**row).on_conflict_do_nothing()
-    # SQLAlchemy 2.1 keeps an INSERT's rowcount on PostgreSQL only when asked (else -1)
-    return conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount == 1
+    # one statement per table, values bound at execution: building `.values(**row)` anew
+    # each time cost more than running it
+    return conn.execute(_insert_ignoring(conn.dialect.name, table), row).rowcount == 1
 
 
 def lock_member(conn: sa.Connection, prog: Programme, user_id: str, now: datetime) -> Member:

@@ -6,14 +6,21 @@ the background. Nothing accepted is lost: a batch leaves the queue only after it
 committed, and a drainer that dies mid-batch leaves it to be claimed again when its lease
 ends. Running a batch twice awards nothing twice (every reaction is keyed by its event id),
 so several servers may drain one queue; on PostgreSQL they skip each other's claimed rows.
+
+On SQLite the queue lives in a file of its own beside the state store's (`state-reactions.sqlite`
+for `state.sqlite`): SQLite has one writer per file, and ingest must not wait behind a
+drainer's long reactions transaction to queue a batch.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,7 +28,7 @@ import sqlalchemy as sa
 
 from liucun.loyalty.members import as_utc
 from liucun.loyalty.programme import Programme
-from liucun.state.db import write_transaction
+from liucun.state.db import create_state_engine, write_transaction
 from liucun.state.tables import pending_reactions
 
 # how long a claimed batch stays with its drainer before another may take it
@@ -32,6 +39,27 @@ CLAIM_BATCHES = 50
 GROUP_EVENTS = 500
 # a failing batch is tried again after 2, 4, 8 … seconds, at most this long
 MAX_BACKOFF = timedelta(minutes=10)
+
+
+_SIDE_FILES: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+_SIDE_FILES_LOCK = threading.Lock()
+
+
+def queue_of(state: sa.Engine) -> sa.Engine:
+    """The engine that holds the state store's reactions queue (module docstring)."""
+    database = state.url.database
+    if state.dialect.name != "sqlite" or not database or database == ":memory:":
+        return state
+    with _SIDE_FILES_LOCK:
+        side = _SIDE_FILES.get(state)
+        if side is None:
+            path = Path(database)
+            side = create_state_engine(
+                f"sqlite:///{path.with_name(path.stem + '-reactions.sqlite')}"
+            )
+            pending_reactions.create(side, checkfirst=True)
+            _SIDE_FILES[state] = side
+    return side
 
 
 @dataclass(frozen=True)
@@ -76,7 +104,7 @@ def enqueue(
         "attempts": 0,
         "next_try_at": now,
     }
-    with write_transaction(engine) as conn:
+    with write_transaction(queue_of(engine)) as conn:
         conn.execute(pending_reactions.insert().values(**row))
 
 
@@ -97,7 +125,7 @@ def claim(engine: sa.Engine, now: datetime, limit: int = CLAIM_BATCHES) -> list[
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    with write_transaction(engine) as conn:
+    with write_transaction(queue_of(engine)) as conn:
         ids = list(conn.execute(due).scalars())
         if not ids:
             return []
@@ -119,7 +147,7 @@ def claim(engine: sa.Engine, now: datetime, limit: int = CLAIM_BATCHES) -> list[
 
 def finish(engine: sa.Engine, batch_ids: list[int]) -> None:
     """The batches' reactions committed: they leave the queue."""
-    with write_transaction(engine) as conn:
+    with write_transaction(queue_of(engine)) as conn:
         conn.execute(pending_reactions.delete().where(pending_reactions.c.batch_id.in_(batch_ids)))
 
 
@@ -131,7 +159,7 @@ def backoff(attempts: int) -> timedelta:
 def fail(engine: sa.Engine, batch_ids: list[int], error: str, now: datetime) -> None:
     """The batches' reactions failed: keep them, say why, try again after a back-off."""
     p = pending_reactions.c
-    with write_transaction(engine) as conn:
+    with write_transaction(queue_of(engine)) as conn:
         attempts = dict(
             conn.execute(sa.select(p.batch_id, p.attempts).where(p.batch_id.in_(batch_ids))).all()
         )
@@ -196,7 +224,7 @@ def queue_state(engine: sa.Engine, app_id: str | None = None) -> QueueState:
     """The queue of one app (or of all apps)."""
     p = pending_reactions.c
     where = [p.app_id == app_id] if app_id is not None else []
-    with engine.connect() as conn:
+    with queue_of(engine).connect() as conn:
         row = conn.execute(
             sa.select(
                 sa.func.count(),

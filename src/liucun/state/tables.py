@@ -457,7 +457,8 @@ pending_reactions = sa.Table(
     "pending_reactions",
     metadata,
     sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    # no foreign key: on SQLite the queue is in a file of its own (loyalty/pending.py)
+    sa.Column("app_id", sa.String(32), nullable=False),
     sa.Column("trusted", sa.Boolean, nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("events", sa.Text, nullable=False),  # JSON list, as loyalty_events reads them

@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "pending_reactions",
         sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+        sa.Column("app_id", sa.String(32), nullable=False),
         sa.Column("trusted", sa.Boolean, nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("events", sa.Text, nullable=False),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from liucun.config import Settings, parse_daily_at
 from liucun.lifecycle.label_history import label_counts
 from liucun.schedule.claims import STALE_AFTER, claim, finish, job_runs_of
+from liucun.schedule.daily import STEPS
 from liucun.schedule.scheduler import DailyScheduler, due_day, run_due
 from liucun.state.apps import App, create_app
 from liucun.state.db import open_state
@@ -99,7 +100,7 @@ def test_the_scheduler_runs_each_due_day_once(state: sa.Engine, tmp_path: Path) 
         assert run_due(store, state, time(2, 0), now) == [(app.app_id, DAY, True)]
         assert run_due(store, state, time(2, 0), now) == []  # claimed and done
         (run,) = job_runs_of(state, app.app_id)
-        assert run.status == "done" and set(run.detail) == {"labels", "risk", "alerts", "loyalty"}
+        assert run.status == "done" and set(run.detail) == set(STEPS)
         assert run.detail["risk"]["status"] == "skipped"  # 4 users: too few to train
         assert run.detail["labels"]["counts"]["resurrected"] == 1
         assert [d.day for d in label_counts(state, app.app_id, DAY, DAY)] == [DAY]

@@ -12,12 +12,16 @@ import typer
 from liucun import console
 from liucun.commands import alerts as alerts_commands
 from liucun.commands import bgnbd as bgnbd_commands
+from liucun.commands import campaigns as campaigns_commands
 from liucun.commands import churn as churn_commands
 from liucun.commands import lifecycle as lifecycle_commands
 from liucun.commands import loyalty as loyalty_commands
+from liucun.commands import messages as messages_commands
 from liucun.commands import playbook as playbook_commands
 from liucun.commands import schedule as schedule_commands
+from liucun.commands import segments as segments_commands
 from liucun.commands.common import AppOption, JsonOption, resolve_app, settings, state_engine
+from liucun.commands.report import report_command
 from liucun.config import EVENT_STORE_SCHEMES, Settings
 from liucun.state.apps import App, AppError, create_app, list_apps
 
@@ -36,6 +40,14 @@ app.add_typer(playbook_commands.cli, name="playbook")
 app.add_typer(churn_commands.cli, name="churn")
 app.add_typer(alerts_commands.cli, name="alerts")
 app.add_typer(loyalty_commands.cli, name="loyalty")
+app.add_typer(campaigns_commands.cli, name="campaigns")
+app.add_typer(messages_commands.cli, name="messages")
+app.add_typer(messages_commands.channels_cli, name="channels")
+app.add_typer(messages_commands.consent_cli, name="consent")
+app.add_typer(segments_commands.cli, name="segments")
+app.add_typer(segments_commands.tags_cli, name="tags")
+app.add_typer(segments_commands.profiles_cli, name="profiles")
+app.command("report")(report_command)
 lifecycle_commands.register(app)
 schedule_commands.register(app)
 bgnbd_commands.register(churn_commands.cli)
@@ -232,8 +244,8 @@ def metrics_command(
     kind: Annotated[
         str,
         typer.Argument(
-            help="active, mau-report, retention, lifecycle, stickiness, funnel, exits, paths, "
-            "features, dwell, heatmap or performance."
+            help="active, mau-report, retention, day-retention, lifecycle, stickiness, funnel, "
+            "exits, paths, features, dwell, heatmap or performance."
         ),
     ],
     app_ref: AppOption,

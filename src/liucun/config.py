@@ -64,6 +64,25 @@ class Settings(BaseSettings):
         le=30 * 86_400,
         description="Longest lifetime a user token (minted by the app's backend) may have.",
     )
+    wechat_api_base: str = Field(
+        "https://api.weixin.qq.com",
+        description="Base URL of the WeChat server API (subscribe messages, access tokens).",
+    )
+    alipay_gateway: str = Field(
+        "https://openapi.alipay.com/gateway.do",
+        description="Alipay open-platform gateway URL (mini-program template messages).",
+    )
+    deliver_every_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between `serve`'s runs that send due subscribe messages (held "
+        "ones go out when quiet hours end); 0 to leave it to `liucun messages deliver`.",
+    )
+    chromium: str = Field(
+        "",
+        description="The Chromium (or Chrome) that prints PDF reports; default: "
+        "/usr/bin/chromium or `chromium` on the PATH.",
+    )
     daily_at: str = Field(
         "02:00",
         description="App-local time after which `serve` runs each app's daily job for the "

@@ -281,3 +281,35 @@ def migrate_app_events(s: Settings, app: App, to_url: str) -> MigrationReport:
             target.close()
     finally:
         source.close()
+
+
+def monthly_report_files(
+    s: Settings, app: App, month: str, lang: str
+) -> tuple[dict[str, Any], str]:
+    """(the report's JSON, its HTML in `lang`), made here or by the server holding the event
+    store. ReportError when the month cannot be reported."""
+    from liucun.reports.model import ReportError
+    from liucun.reports.monthly import monthly_report, parse_month
+    from liucun.reports.render import render_html
+
+    first = parse_month(month)
+    target = open_store_or_server(s)
+    if isinstance(target, ServerClient):
+        path = f"/admin/v1/apps/{app.app_id}/reports/monthly"
+        try:
+            data = target.get(path, {"month": month})
+        except ServerRefusedError as exc:
+            raise ReportError(str(exc)) from None
+        response = target.stream(f"{path}?month={month}&format=html&lang={lang}")
+        try:
+            response.read()
+            return data, response.text
+        finally:
+            response.close()
+    state = open_state(s.state_store_url)
+    try:
+        report = monthly_report(target, state, app, first)
+        return report.as_json(), render_html(report, lang)
+    finally:
+        state.dispose()
+        target.close()

@@ -12,6 +12,7 @@ from pydantic_core import to_jsonable_python
 
 from liucun.analytics.activity import activity
 from liucun.analytics.activity_source import Scope, resolve_scope
+from liucun.analytics.day_retention import day_retention
 from liucun.analytics.features import features
 from liucun.analytics.funnel import FunnelQuery, funnel
 from liucun.analytics.lifecycle import lifecycle
@@ -47,6 +48,10 @@ def _retention(store: EventStore, scope: Scope, p: MetricParams) -> Any:
         cumulative=p.cumulative,
     )
     return retention(store, scope, q)
+
+
+def _day_retention(store: EventStore, scope: Scope, p: MetricParams) -> Any:
+    return day_retention(store, scope, p.event)
 
 
 def _lifecycle(store: EventStore, scope: Scope, p: MetricParams) -> Any:
@@ -99,6 +104,7 @@ METRICS: dict[MetricKind, Metric] = {
     MetricKind.active: _active,
     MetricKind.mau_report: _mau_report,
     MetricKind.retention: _retention,
+    MetricKind.day_retention: _day_retention,
     MetricKind.lifecycle: _lifecycle,
     MetricKind.stickiness: _stickiness,
     MetricKind.funnel: _funnel,

@@ -59,6 +59,7 @@ class MetricKind(StrEnum):
     active = "active"
     mau_report = "mau-report"
     retention = "retention"
+    day_retention = "day-retention"
     lifecycle = "lifecycle"
     stickiness = "stickiness"
     funnel = "funnel"

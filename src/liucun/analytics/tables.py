@@ -73,6 +73,21 @@ def _retention(cohorts: list[dict[str, Any]]) -> list[Table]:
     return [Table("retention 留存", headers, rows)]
 
 
+def _day_retention(days: list[dict[str, Any]]) -> list[Table]:
+    rows = [
+        [
+            f"D{d['day']}",
+            "–" if d["rate"] is None else f"{d['rate']:.1%}",
+            d["retained"],
+            d["cohort_users"],
+            d["cohorts"],
+        ]
+        for d in days
+    ]
+    headers = ["day 天", "retained 留存率", "returned 回访", "cohort users 同期群人数", "cohorts"]
+    return [Table("D1/D7/D30 retention 留存", headers, rows)]
+
+
 def _lifecycle(periods: list[dict[str, Any]]) -> list[Table]:
     headers = ["period 周期", "new 新增", "returning 回流", "resurrecting 召回", "dormant 沉睡"]
     rows = [
@@ -231,6 +246,7 @@ TABLES: dict[str, Callable[[Any], list[Table]]] = {
     "active": _active,
     "mau-report": _mau_report,
     "retention": _retention,
+    "day-retention": _day_retention,
     "lifecycle": _lifecycle,
     "stickiness": _stickiness,
     "funnel": _funnel,

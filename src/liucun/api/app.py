@@ -14,6 +14,9 @@ from liucun.api.routes import (
     admin,
     alerts,
     churn,
+    engage_campaigns,
+    engage_messages,
+    engage_segments,
     health,
     ingest,
     lifecycle,
@@ -24,14 +27,19 @@ from liucun.api.routes import (
     metrics,
     playbook,
     posthog,
+    reports,
     schedule,
 )
+from liucun.api.routes.engage_segments import segment_error
 from liucun.api.routes.loyalty_deps import loyalty_error
 from liucun.api.runtime import Runtime
 from liucun.config import Settings, parse_daily_at
+from liucun.engage.delivery import Deliverer
+from liucun.engage.segment_errors import SegmentError
 from liucun.events.ingest import PayloadError
 from liucun.loyalty.errors import LoyaltyError
 from liucun.schedule.scheduler import DailyScheduler
+from liucun.web import routes as dashboard
 
 
 def daily_scheduler(runtime: Runtime) -> DailyScheduler | None:
@@ -42,6 +50,18 @@ def daily_scheduler(runtime: Runtime) -> DailyScheduler | None:
     scheduler = DailyScheduler(runtime.store, runtime.state, at)
     scheduler.start()
     return scheduler
+
+
+def message_deliverer(runtime: Runtime) -> Deliverer | None:
+    """The thread that sends due subscribe messages (held ones when quiet hours end), started
+    (None when `deliver_every_s` is 0)."""
+    if runtime.settings.deliver_every_s <= 0:
+        return None
+    deliverer = Deliverer(
+        runtime.state, runtime.settings, runtime.settings.deliver_every_s, lambda: runtime.clock()
+    )
+    deliverer.start()
+    return deliverer
 
 
 def create_app(
@@ -62,11 +82,14 @@ def create_app(
         app.state.runtime.start_workers()
         app.state.runtime.start_reactions()
         scheduler = daily_scheduler(app.state.runtime)
+        deliverer = message_deliverer(app.state.runtime)
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if deliverer is not None:
+                deliverer.stop()
             if own:
                 app.state.runtime.close()
             elif app.state.runtime.reactions is not None:
@@ -91,6 +114,7 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     app.add_exception_handler(LoyaltyError, loyalty_error)
+    app.add_exception_handler(SegmentError, segment_error)
 
     for module in (
         health,
@@ -103,10 +127,15 @@ def create_app(
         churn,
         alerts,
         schedule,
+        reports,
         loyalty_points,
         loyalty_activity,
         loyalty_coupons,
         loyalty_social,
+        engage_campaigns,
+        engage_messages,
+        engage_segments,
     ):
         app.include_router(module.router)
+    dashboard.install(app)
     return app

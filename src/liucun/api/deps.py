@@ -40,9 +40,15 @@ def bearer(authorization: str | None) -> str | None:
 
 
 def admin_token(
+    request: Request,
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
     token = bearer(authorization)
+    if token is None:
+        # the dashboard's session cookie stands in for the header (web/session.py)
+        from liucun.web.auth import cookie_token
+
+        token = cookie_token(request)
     if token is None:
         raise HTTPException(401, "send the admin token as `Authorization: Bearer <token>`")
     return token

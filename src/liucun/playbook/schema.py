@@ -10,7 +10,9 @@ from typing import Literal
 
 from liucun.playbook.alerts import AlertRules
 from liucun.playbook.churn import ChurnRules, Strict
+from liucun.playbook.engage import EngageRules
 from liucun.playbook.loyalty import LoyaltyRules
+from liucun.playbook.report import ReportRules
 from liucun.playbook.risk import RiskSettings
 from liucun.playbook.winback import WinbackRules
 
@@ -25,3 +27,5 @@ class Playbook(Strict):
     alerts: AlertRules
     winback: WinbackRules
     loyalty: LoyaltyRules
+    engage: EngageRules
+    report: ReportRules

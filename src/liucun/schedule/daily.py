@@ -1,6 +1,8 @@
 """An app's daily run for one app-local day: lifecycle labels, churn-risk scores (retraining
 the model when it is due), the alert rules and their delivery, then the loyalty jobs (expired
-points, level reviews, expired group buys and help-unlocks).
+points, level reviews, expired group buys and help-unlocks), the segment refresh (rule tags
+and named segments, docs/segments.md), then the engage campaigns
+due that day (docs/campaigns.md).
 
 The steps run in that order because each reads the one before (risk alerts read the scores);
 a step that cannot run (too little history to train, say) is skipped with its reason and the
@@ -24,7 +26,7 @@ from liucun.playbook.store import playbook_in_force
 from liucun.state.apps import App
 from liucun.warehouse.store import EventStore
 
-STEPS = ("labels", "risk", "alerts", "loyalty")
+STEPS = ("labels", "risk", "alerts", "loyalty", "segments", "campaigns")
 
 
 @dataclass
@@ -87,11 +89,34 @@ def _loyalty(store: EventStore, state: sa.Engine, app: App, day: date) -> dict[s
     }
 
 
+def _segments(store: EventStore, state: sa.Engine, app: App, day: date) -> dict[str, Any]:
+    from liucun.engage.segments import refresh_all
+
+    # rule tags, then named segments, as of `day` (reading the labels and scores just made)
+    reports = refresh_all(store, state, app, day, datetime.now(UTC))
+    return {
+        "status": "done",
+        "segments": {
+            r.segment: {"size": r.size, "entered": r.entered, "left": r.left} for r in reports
+        },
+    }
+
+
+def _campaigns(store: EventStore, state: sa.Engine, app: App, day: date) -> dict[str, Any]:
+    from liucun.engage.runner import run_due_campaigns
+
+    # campaigns run at their app-local time on the present day (after the segments step
+    # refreshed membership), not on `day`: their actions happen now
+    return run_due_campaigns(store, state, app, datetime.now(UTC))
+
+
 _STEP_FUNCTIONS: dict[str, Callable[[EventStore, sa.Engine, App, date], dict[str, Any]]] = {
     "labels": _labels,
     "risk": _risk,
     "alerts": _alerts,
     "loyalty": _loyalty,
+    "segments": _segments,
+    "campaigns": _campaigns,
 }
 
 

@@ -468,3 +468,313 @@ pending_reactions = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Index("ix_pending_reactions_due", "next_try_at"),
 )
+
+# --- engage: campaigns, holdout assignments, campaign actions (issue 8; engage/campaigns.py) ---
+
+# A campaign: its spec (target, action, schedule; playbook/campaigns.py CampaignSpec) as JSON,
+# its status (draft active paused ended) and the running totals its budget is checked against,
+# raised only by a conditional UPDATE that holds the budget (engage/campaigns.py).
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.String(40), primary_key=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("flow", sa.String(40), nullable=True),  # the playbook flow it was made from
+    sa.Column("spec", sa.Text, nullable=False),  # JSON
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("holdout_share", sa.Float, nullable=False),
+    sa.Column("conversion_event", sa.String(200), nullable=False),
+    sa.Column("window_days", sa.Integer, nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=True),  # app-local, inclusive
+    sa.Column("ends_on", sa.Date, nullable=True),  # app-local, inclusive
+    sa.Column("budget_fen", sa.BigInteger, nullable=True),
+    sa.Column("max_actions", sa.BigInteger, nullable=True),
+    sa.Column("spent_fen", sa.BigInteger, nullable=False),
+    sa.Column("actions", sa.BigInteger, nullable=False),
+    sa.Column("last_run_day", sa.Date, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("launched_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("app_id", "name", name="uq_campaigns_name"),
+    sa.Index("ix_campaigns_status", "app_id", "status"),
+)
+
+# Each user's arm in a campaign, fixed the first time the campaign found the user eligible
+# (global-control users are never assigned). Results compare the arms.
+campaign_assignments = sa.Table(
+    "campaign_assignments",
+    metadata,
+    sa.Column(
+        "campaign_id", sa.String(40), sa.ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("arm", sa.String(10), nullable=False),  # treatment | holdout
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("assigned_day", sa.Date, nullable=False),  # app-local
+    sa.Index("ix_campaign_assignments_arm", "campaign_id", "arm"),
+)
+
+# What a campaign did for a treatment user, once per `action_key` (the user, or the user and
+# day for campaigns that repeat): done, refused (a loyalty limit, with the code) or the
+# message's decision (queued held skipped); `cost_fen` is what it took from the budget.
+campaign_actions = sa.Table(
+    "campaign_actions",
+    metadata,
+    sa.Column(
+        "campaign_id", sa.String(40), sa.ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+    sa.Column("action_key", sa.String(200), primary_key=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # app-local
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason", sa.String(60), nullable=True),
+    sa.Column("cost_fen", sa.BigInteger, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: what each part of the action gave
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_campaign_actions_user", "app_id", "user_id"),
+    sa.Index("ix_campaign_actions_campaign_user", "campaign_id", "user_id"),
+)
+
+# --- engage: consent, frequency caps, messages, channels (issue 8; engage/ consent, caps,
+# --- sending, delivery, channels; migration 0011) ---
+
+# The consent ledger: every answer a user gave to a subscribe prompt (wx/my
+# .requestSubscribeMessage), one row per template, never changed.
+engage_consents = sa.Table(
+    "engage_consents",
+    metadata,
+    sa.Column("consent_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # wechat | alipay
+    sa.Column("template_id", sa.String(128), nullable=False),
+    sa.Column("result", sa.String(16), nullable=False),  # accept | reject | ban | filter
+    sa.Column("keep_choice", sa.Boolean, nullable=False),  # "always keep this choice" ticked
+    sa.Column("subscription", sa.String(16), nullable=False),  # one_time | long_term
+    sa.Column("request_key", sa.String(200), nullable=False),  # the request's Idempotency-Key
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_engage_consents_user", "app_id", "user_id", "consent_id"),
+)
+
+# What the ledger adds up to per user, channel and template: one-time send `credits` (one per
+# accept, stacking), a long-term subscription, the latest stance. Its row is what a send
+# decision locks and takes a credit from, so credits hold under concurrency.
+engage_subscriptions = sa.Table(
+    "engage_subscriptions",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("template_id", sa.String(128), primary_key=True),
+    sa.Column("credits", sa.Integer, nullable=False),
+    sa.Column("long_term", sa.Boolean, nullable=False),
+    # accepted | rejected | always_rejected | banned | revoked (the platform answered 43101)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),  # accepts recorded in all
+    sa.Column("recipient", sa.String(200), nullable=True),  # openid / Alipay user id
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Each consent request by its Idempotency-Key: the same key again answers `result`.
+engage_consent_requests = sa.Table(
+    "engage_consent_requests",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("request_key", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("result", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Messages counted against each user's frequency caps, per app-local day (`YYYY-MM-DD`) and
+# month (`YYYY-MM`), over all campaigns; raised only while the user's rows are locked.
+engage_cap_counts = sa.Table(
+    "engage_cap_counts",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("used", sa.Integer, nullable=False),
+)
+
+# Every send decision, once per message key: queued (due at `send_after`), held (quiet hours,
+# due when they end), skipped (with `reason`), then sending, sent, refused (the platform says
+# the user has no credit or unsubscribed) or failed (with `reason`).
+engage_messages = sa.Table(
+    "engage_messages",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("message_key", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("campaign_id", sa.String(40), nullable=True),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=True),
+    sa.Column("template_id", sa.String(128), nullable=True),
+    sa.Column("recipient", sa.String(200), nullable=True),
+    sa.Column("page", sa.String(500), nullable=True),
+    sa.Column("data", sa.Text, nullable=True),  # JSON: the template fields, filled in
+    sa.Column("credit", sa.String(10), nullable=True),  # one_time | long_term | none
+    sa.Column("cap_day", sa.String(10), nullable=True),  # the cap periods it counts in
+    sa.Column("cap_month", sa.String(10), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("send_after", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Index("ix_engage_messages_due", "app_id", "status", "send_after"),
+    sa.Index("ix_engage_messages_user", "app_id", "user_id"),
+    sa.Index("ix_engage_messages_campaign", "app_id", "campaign_id"),
+)
+
+# The delivery log: every attempt to hand a message to its channel, with what came back.
+engage_deliveries = sa.Table(
+    "engage_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("message_key", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.String(12), nullable=False),  # sent retry refused failed
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("code", sa.String(80), nullable=True),  # WeChat errcode; Alipay code/sub_code
+    sa.Column("latency_ms", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Index("ix_engage_deliveries_message", "app_id", "message_key"),
+)
+
+# An app's account on each channel: `settings` (JSON, shown) and `secrets` (JSON, never
+# shown: the WeChat app secret, the Alipay private key, the webhook secret); the cached WeChat
+# access token that every server shares (fetching a new one ends the old one's life).
+engage_channel_accounts = sa.Table(
+    "engage_channel_accounts",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("secrets", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("access_token", sa.String(1000), nullable=True),
+    sa.Column("token_expires_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# --- engage: profiles, tags, segments (issue 8; engage/profiles, tags, segments) ---
+
+# Profile attributes of identified users, one row per (user, name): the latest value sent in a
+# `$set` (events) or imported. `text`/`number` hold the value for set-based comparisons;
+# `value` is its JSON. `updated_at` is the value's time (the event's, or the import's): an
+# older value never replaces a newer one.
+engage_attributes = sa.Table(
+    "engage_attributes",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # text number bool list object
+    sa.Column("text", sa.Text, nullable=True),
+    sa.Column("number", sa.Float, nullable=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("source", sa.String(16), nullable=False),  # event | import
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_engage_attributes_name", "app_id", "name"),
+)
+
+# How far `$set` events have been read into the attributes (by receive time).
+engage_profile_sync = sa.Table(
+    "engage_profile_sync",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("received_to", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The tags users carry now: manual ones (added by an operator) and rule tags (the job keeps
+# them equal to their rule's members).
+engage_tags = sa.Table(
+    "engage_tags",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("tag", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("source", sa.String(8), nullable=False),  # manual | rule
+    sa.Column("added_by", sa.String(200), nullable=False),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_engage_tags_user", "app_id", "user_id"),
+)
+
+# Every manual tag added or removed: who, when and why.
+engage_tag_log = sa.Table(
+    "engage_tag_log",
+    metadata,
+    sa.Column("log_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("tag", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(8), nullable=False),  # add | remove
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("note", sa.String(500), nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_engage_tag_log_user", "app_id", "user_id"),
+)
+
+# Segments an operator saved (the playbook's named segments are read from the playbook; a
+# saved one of the same name takes its place).
+engage_segments = sa.Table(
+    "engage_segments",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Membership spells: a user entered a segment (or a rule tag, as `tag:NAME`) at `entered_at`
+# and left at `left_at` (null: still a member). Current members are the open spells.
+engage_segment_members = sa.Table(
+    "engage_segment_members",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("segment", sa.String(80), primary_key=True),
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("entered_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("left_at", sa.DateTime(timezone=True), nullable=True),
+    # the open spells of a segment, and one user's open spell, straight from the index
+    sa.Index("ix_engage_segment_members_open", "app_id", "segment", "left_at", "user_id"),
+)
+
+# One row per segment: the lock a refresh takes, and what the last refresh found.
+engage_segment_state = sa.Table(
+    "engage_segment_state",
+    metadata,
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), primary_key=True),
+    sa.Column("segment", sa.String(80), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=True),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("size", sa.Integer, nullable=False),
+)
+
+# The refresh log: each refresh's day, size, and how many entered and left.
+engage_segment_refreshes = sa.Table(
+    "engage_segment_refreshes",
+    metadata,
+    sa.Column("refresh_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(32), sa.ForeignKey("apps.app_id"), nullable=False),
+    sa.Column("segment", sa.String(80), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),  # the rule evaluated (canonical JSON)
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("entered", sa.Integer, nullable=False),
+    sa.Column("left", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Index("ix_engage_segment_refreshes_segment", "app_id", "segment", "refreshed_at"),
+)

@@ -13,6 +13,7 @@ from liucun.api.deps import AdminToken, RuntimeDep
 from liucun.api.routes.admin import admin_app
 from liucun.api.schemas import ERRORS
 from liucun.lifecycle.risk import RiskError, train, trained_json
+from liucun.lifecycle.risk_distribution import MAX_BINS, risk_distribution
 from liucun.lifecycle.risk_scores import (
     person_risk,
     person_risk_json,
@@ -131,6 +132,38 @@ def get_scores(
     risk = playbook_in_force(runtime.state, found.app_id).playbook.risk
     rows = top_risks(runtime.state, found.app_id, risk, limit)
     return {"app_id": found.app_id, "scores": [person_risk_json(p) for p in rows]}
+
+
+class RiskBin(BaseModel):
+    low: float
+    high: float
+    persons: int
+
+
+class DistributionOut(BaseModel):
+    persons: int = Field(description="Persons with a stored score.")
+    high_risk: int = Field(description="Persons at or above the playbook's risk.high_risk.")
+    high_risk_threshold: float
+    as_of: date | None = Field(description="The newest score's day; null: no scores yet.")
+    bins: list[RiskBin] = Field(description="Equal bands of [0, 1]: low ≤ risk < high.")
+
+
+@router.get(
+    "/apps/{app}/churn/distribution",
+    response_model=DistributionOut,
+    responses=ERRORS,
+    summary="Persons per band of churn risk (the stored scores)",
+    description="docs/churn-risk.md#distribution.",
+)
+def get_distribution(
+    app: str,
+    runtime: RuntimeDep,
+    token: AdminToken,
+    bins: Annotated[int, Query(ge=1, le=MAX_BINS)] = 10,
+) -> dict[str, Any]:
+    found = admin_app(runtime, token, app)
+    risk = playbook_in_force(runtime.state, found.app_id).playbook.risk
+    return risk_distribution(runtime.state, found.app_id, bins, risk.high_risk)
 
 
 @router.get(

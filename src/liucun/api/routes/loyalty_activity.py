@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from liucun.api.deps import AdminToken, RuntimeDep
@@ -15,6 +15,7 @@ from liucun.api.schemas import ERRORS
 from liucun.loyalty.checkin import check_in, checkin_counts, checkin_status, make_up
 from liucun.loyalty.ladder import ladder_progress
 from liucun.loyalty.member_day import member_day_info
+from liucun.loyalty.overview import loyalty_overview
 from liucun.loyalty.tasks import tasks_today
 
 router = APIRouter(tags=["loyalty"])
@@ -230,3 +231,30 @@ def get_checkin_counts(
     """How many members checked in on an app-local day (and how many by make-up)."""
     a = admin_programme(runtime, token, app)
     return checkin_counts(runtime.state, a.prog, day or a.prog.day(a.now))
+
+
+@router.get(
+    f"{ADMIN}/overview",
+    response_model=dict[str, Any],
+    responses={**ERRORS, 422: {"description": "`from` after `to`, or over 92 days."}},
+    summary="Points, check-ins, the ladder, coupons and levels at a glance",
+    description="Per app-local day: points issued, spent, expired, reversed, adjusted, and "
+    "check-ins; the ladder of `to`'s month; the coupons issued in the span and what became "
+    "of them; members per level. docs/loyalty.md#overview.",
+)
+def get_overview(
+    app: str,
+    runtime: RuntimeDep,
+    token: AdminToken,
+    date_from: Annotated[dt.date | None, Query(alias="from", description="Default: to − 29.")] = (
+        None
+    ),
+    date_to: Annotated[dt.date | None, Query(alias="to", description="Default: today.")] = None,
+) -> dict[str, Any]:
+    a = admin_programme(runtime, token, app)
+    last = date_to or a.prog.day(a.now)
+    first = date_from or last - dt.timedelta(days=29)
+    try:
+        return loyalty_overview(runtime.state, a.prog, first, last, a.now)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from liucun.api.deps import AdminToken, RuntimeDep, read_body
 from liucun.api.routes.admin import admin_app
 from liucun.api.schemas import ERRORS, ErrorResponse
+from liucun.lifecycle.dry_run import MAX_DAYS, MIN_DAYS, dry_run_playbook
 from liucun.playbook.load import PlaybookError, Problem, decode_playbook, parse_playbook
 from liucun.playbook.store import (
     NOTE_MAX_CHARS,
@@ -206,6 +207,41 @@ async def validate_playbook(
         return {"valid": True, "changes": [asdict(c) for c in changes]}
 
     return await run_in_threadpool(check)
+
+
+@router.post(
+    "/apps/{app}/playbook/dry-run",
+    response_model=dict[str, Any],
+    responses={
+        **_REFUSED,
+        422: {"description": "The playbook is broken (every problem by line), or bad `days`."},
+    },
+    openapi_extra=_BODY,
+    summary="What a playbook would change in labels and alerts, writing nothing",
+)
+async def dry_run(
+    app: str,
+    request: Request,
+    runtime: RuntimeDep,
+    token: AdminToken,
+    days: Annotated[int, Query(ge=MIN_DAYS, le=MAX_DAYS, description="Span to check.")] = 30,
+) -> dict[str, Any]:
+    """The candidate against the playbook in force over the last `days` days with data:
+    settings changed, the text diff, lifecycle labels on the last day and the alerts of
+    the span under each (docs/playbook.md#dry-run); before the app has events, the settings
+    and the diff only. 422 with every problem when broken."""
+    found = admin_app(runtime, token, app)
+    text, _note = await _playbook_body(request, runtime)
+
+    def run() -> dict[str, Any]:
+        try:
+            candidate = parse_playbook(text, "body")
+        except PlaybookError as exc:
+            raise _invalid(exc.problems) from None
+        return dry_run_playbook(runtime.store, runtime.state, found, text, candidate, None, days)
+
+    # labels and alert rules read the events: off the event loop
+    return await run_in_threadpool(run)
 
 
 @router.get(

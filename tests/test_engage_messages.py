@@ -24,7 +24,7 @@ from liucun.engage.delivery import deliver_due
 from liucun.engage.holdout import in_global_control
 from liucun.engage.message_errors import MessageError
 from liucun.engage.quiet_hours import quiet_until
-from liucun.engage.sending import Decision, SendRequest, plan_sends
+from liucun.engage.sending import Decision, SendRequest, plan_sends, preview_sends
 from liucun.playbook.messages import (
     ChannelTemplate,
     FrequencyCaps,
@@ -407,6 +407,24 @@ def test_bulk_decisions_match_a_plain_python_reference(engine: sa.Engine, held: 
     # users without a row answered "none": the reference treats them as never answered
     known = {u: n for u, n in credits.items() if u in _answered(engine, app)}
     assert [(d.status, d.reason) for d in got] == _reference(requests, known, r, held)
+
+
+def test_a_preview_decides_as_a_send_would_and_takes_nothing(engine: sa.Engine) -> None:
+    app = new_app(engine)
+    r = rules(per_day=1, per_month=3)
+    grant(engine, app, "u1", TMPL, 2, NOON)
+    grant(engine, app, "u2", TMPL, 1, NOON)
+    requests = [coupon(u, f"p-{u}-{i}") for u in ("u1", "u2", "u3") for i in range(2)]
+    preview = preview_sends(engine, app, r, requests, NOON, control_share=0.0)
+    # nothing taken: the same preview again gives the same answer, and no message is kept
+    assert preview_sends(engine, app, r, requests, NOON, control_share=0.0) == preview
+    assert subscriptions_of(engine, app.app_id, "u1")[0]["credits"] == 2
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT count(*) FROM engage_messages")).scalar()
+    assert kept == 0
+    sent = send(engine, app, r, requests, NOON)
+    assert [(d.status, d.reason) for d in preview] == [(d.status, d.reason) for d in sent]
+    assert [d.status for d in sent].count("queued") == 2  # u1 and u2 once each (1 a day)
 
 
 def _answered(engine: sa.Engine, app: App) -> set[str]:

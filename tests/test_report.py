@@ -368,3 +368,34 @@ def test_the_command_writes_the_html_and_refuses_a_month_without_data(tmp_path: 
     assert data["files"]["pdf"] is None
     done = cli(env, "report", "--app", "shop", "--month", "2027-01", "--no-pdf")
     assert done.returncode == 2 and "no events in or after 2027-01" in done.stderr, done.stderr
+
+
+def test_segment_sizes_change_as_their_refreshes_say(
+    store: EventStore, sqlite_state: sa.Engine
+) -> None:
+    """A segment refreshed at the end of each month shows its size in both months; the size
+    is checked against a plain-Python count of the users it holds."""
+    from liucun.engage.segment_rules import parse_rule
+    from liucun.engage.segments import refresh_segment, save_segment
+    from liucun.state.tables import apps
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    # the event store's app, in the state store (a saved segment belongs to an app)
+    row = {"app_id": APP, "name": "shop", "timezone": TZ, "write_key": "wk_test"}
+    with sqlite_state.begin() as conn:
+        conn.execute(apps.insert().values(**row, admin_token_sha256="0" * 64, created_at=now))
+    rule = parse_rule({"event": "app_open", "at_least": 5, "within_days": 30})
+    save_segment(sqlite_state, APP, "regulars", rule, now)
+
+    def regulars(last: date) -> int:
+        first = last - timedelta(days=29)
+        opens: dict[str, int] = defaultdict(int)
+        for e in opens_in(EVENTS, first, last):
+            opens[e.user] += 1
+        return sum(1 for n in opens.values() if n >= 5)
+
+    for as_of in (date(2026, 9, 30), date(2026, 10, 31)):
+        refresh_segment(store, sqlite_state, THE_APP, "regulars", as_of, now)
+    report = monthly_report(store, sqlite_state, THE_APP, OCT)
+    seg = {c.group: (c.actives, c.previous) for c in report.changes if c.column == "segment"}
+    assert seg["regulars"] == (regulars(date(2026, 10, 31)), regulars(date(2026, 9, 30)))

@@ -4,11 +4,10 @@ and how many messages it would ask for — writing nothing.
 
 Targets on app-local day D: a trigger's due users on D (event-store triggers read the events
 up to D; state-store triggers — coupons, points, check-ins, ladder — read the state as it is
-now); a segment's rule evaluated as of D where the segments module can (engage/segments.py
-`find_segment` + `evaluate_rule`), else its current members; listed users as listed.
-Messages: the sending module's no-write preview where it has one (`preview_sends`); else the
-count of messages the run would ask for, with `messages_estimated` saying that consent, caps
-and quiet hours were not applied.
+now); a segment's rule evaluated as of D (engage/segments.py `find_segment` +
+`evaluate_rule`); listed users as listed.
+Messages: what the sending module would decide for each treated user now (consent credits,
+caps, quiet hours; `preview_sends`, which takes nothing), counted by status, skips by reason.
 """
 
 from __future__ import annotations
@@ -22,7 +21,9 @@ import sqlalchemy as sa
 from liucun.engage.actions import ActionContext, campaign_programme, cost_fen, coupon_for
 from liucun.engage.campaigns import Campaign, find_campaign
 from liucun.engage.holdout import arm_of, in_global_control
-from liucun.engage.runner import optional, resolve_targets, trigger_context
+from liucun.engage.runner import resolve_targets, trigger_context
+from liucun.engage.segments import evaluate_rule, find_segment
+from liucun.engage.sending import SendRequest, preview_sends
 from liucun.engage.triggers import Due, TriggerContext, winback_offers
 from liucun.loyalty.checkin import short_key
 from liucun.state.apps import App
@@ -45,28 +46,21 @@ class DryRun:
     within_budget: int = 0  # treatment users the budget covers, in target order
     over_budget: int = 0
     messages: dict[str, int] = field(default_factory=dict)  # status → messages
-    messages_estimated: bool = False
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _segment_as_of(ctx: TriggerContext, campaign: Campaign, day: date) -> list[Due] | None:
-    evaluate_rule = optional("liucun.engage.segments", "evaluate_rule")
-    find_segment = optional("liucun.engage.segments", "find_segment")
-    if evaluate_rule is None or find_segment is None:
-        return None
-    segment = find_segment(ctx.engine, ctx.app, campaign.spec.target.name)
+def _segment_as_of(ctx: TriggerContext, campaign: Campaign, day: date) -> list[Due]:
+    segment = find_segment(ctx.engine, ctx.app, campaign.spec.target.name or "")
     users = evaluate_rule(ctx.store, ctx.engine, ctx.app, segment.rule, day)
     return [Due(u) for u in users]
 
 
 def _targets(ctx: TriggerContext, campaign: Campaign, day: date, moment: datetime) -> list[Due]:
     if campaign.spec.target.kind == "segment":
-        found = _segment_as_of(ctx, campaign, day)
-        if found is not None:
-            return found
+        return _segment_as_of(ctx, campaign, day)
     return resolve_targets(ctx, campaign, day, moment)
 
 
@@ -153,14 +147,6 @@ def _cost(report: DryRun, ctx: ActionContext, campaign: Campaign, treated: list[
 def _messages(
     report: DryRun, ctx: ActionContext, app: App, treated: list[Due], tctx: TriggerContext
 ) -> None:
-    from liucun.engage.sending import SendRequest
-
-    preview_sends = optional("liucun.engage.sending", "preview_sends")
-    if preview_sends is None:
-        report.messages = {"requested": len(treated)}
-        report.messages_estimated = True
-        report.notes.append("messages_not_previewed: consent, caps and quiet hours not applied")
-        return
     requests = [
         SendRequest(
             user_id=d.user_id,
@@ -176,3 +162,6 @@ def _messages(
     ):
         status = str(decision.status)
         report.messages[status] = report.messages.get(status, 0) + 1
+        if decision.reason:
+            why = f"{status}:{decision.reason}"
+            report.messages[why] = report.messages.get(why, 0) + 1

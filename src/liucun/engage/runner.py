@@ -14,7 +14,6 @@ Per target user, in order:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -80,23 +79,9 @@ def resolve_targets(ctx: TriggerContext, campaign: Campaign, day: date, now: dat
         return [Due(u) for u in target.users or []]
     if target.kind == "trigger":
         return due_users(ctx, target.name or "", day, now)
-    segment_members = optional("liucun.engage.segments", "segment_members")
-    if segment_members is None:
-        raise CampaignError(
-            "segments_unavailable",
-            "segments are not available in this installation",
-            "此安装中没有分群功能",
-        )
+    from liucun.engage.segments import segment_members
+
     return [Due(u) for u in segment_members(ctx.engine, ctx.app.app_id, target.name or "")]
-
-
-def optional(module: str, name: str) -> Any:
-    """`module.name` where that module is installed, else None (segments and sending are
-    built beside campaigns and may be absent)."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
 
 
 def _insert_ignoring(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

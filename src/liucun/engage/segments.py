@@ -514,3 +514,18 @@ def user_profile(
         "tags": user_tags(engine, app.app_id, user_id),
         "segments": user_segments(engine, app.app_id, user_id),
     }
+
+
+def sizes_between(engine: sa.Engine, app_id: str, first: date, last: date) -> dict[str, int]:
+    """Each segment's (and rule tag's) size at its latest refresh as of a day in
+    [first, last]; segments not refreshed in that range are left out."""
+    r = engage_segment_refreshes
+    latest = (
+        sa.select(r.c.segment, sa.func.max(r.c.refresh_id).label("refresh_id"))
+        .where(r.c.app_id == app_id, r.c.as_of >= first, r.c.as_of <= last)
+        .group_by(r.c.segment)
+        .subquery()
+    )
+    query = sa.select(r.c.segment, r.c.size).join(latest, latest.c.refresh_id == r.c.refresh_id)
+    with engine.connect() as conn:
+        return {row.segment: int(row.size) for row in conn.execute(query)}

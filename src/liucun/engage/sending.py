@@ -373,6 +373,35 @@ def plan_sends(
     """Decide and record each request (in order): queued, held or skipped with the reason,
     taking credits and cap slots atomically. `control_share`: the global control group's
     share (default: the playbook in force's `engage.campaigns.global_control_share`)."""
+    return _decide_all(engine, app, rules, requests, now, control_share, chunk, record=True)
+
+
+def preview_sends(
+    engine: sa.Engine,
+    app: App,
+    rules: MessageRules,
+    requests: list[SendRequest],
+    now: datetime,
+    *,
+    control_share: float | None = None,
+    chunk: int = CHUNK,
+) -> list[Decision]:
+    """What `plan_sends` would decide for the requests now, recording and taking nothing (a
+    campaign's dry run). Each request is decided against the credits and caps as they stand;
+    requests for one user in one call share them, as in `plan_sends`."""
+    return _decide_all(engine, app, rules, requests, now, control_share, chunk, record=False)
+
+
+def _decide_all(
+    engine: sa.Engine,
+    app: App,
+    rules: MessageRules,
+    requests: list[SendRequest],
+    now: datetime,
+    control_share: float | None,
+    chunk: int,
+    record: bool,
+) -> list[Decision]:
     for request in requests:
         _check(request)
     if now.tzinfo is None:
@@ -381,19 +410,20 @@ def plan_sends(
     ctx = _context(engine, app, rules, now, control_share)
     decisions: list[Decision] = []
     for start in range(0, len(requests), chunk):
-        decisions += _decide_chunk(engine, ctx, requests[start : start + chunk])
+        decisions += _decide_chunk(engine, ctx, requests[start : start + chunk], record)
     return decisions
 
 
 def _decide_chunk(
-    engine: sa.Engine, ctx: _Context, requests: Sequence[SendRequest]
+    engine: sa.Engine, ctx: _Context, requests: Sequence[SendRequest], record: bool = True
 ) -> list[Decision]:
     for attempt in range(ATTEMPTS):
         try:
             with write_transaction(engine) as conn:
                 work = _Chunk(conn, ctx, requests)
                 decisions = [work.decide(r, reason, ts) for r, reason, ts in work.plans]
-                work.write(conn)
+                if record:
+                    work.write(conn)
                 return decisions
         except sa.exc.IntegrityError:
             # another transaction recorded one of these keys, or created one of these cap

@@ -1,5 +1,5 @@
-"""Where a month changed against the one before: actives by platform and by scene, and the
-pages whose exit rates moved.
+"""Where a month changed against the one before: actives by platform and by scene, segment
+sizes, and the pages whose exit rates moved.
 
 Actives of a group in a month: persons who opened the app (`app_open`) in that app-local
 month with that platform (or scene) on the event; a person who used two platforms counts in
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+import sqlalchemy as sa
 
 from liucun.analytics.activity_source import Scope
 from liucun.analytics.funnel import utc_bounds
@@ -77,15 +79,33 @@ def group_changes(
     out: list[GroupChange] = []
     for column in GROUP_COLUMNS:
         this, last = actives_by(store, now, column), actives_by(store, before, column)
-        rows = []
-        for group in sorted(set(this) | set(last)):
-            a, b = this.get(group, 0), last.get(group, 0)
-            change = (a - b) / b if b else None
-            notable = abs(change) >= notable_change if change is not None else a > 0
-            rows.append(GroupChange(column, group, a, b, change, notable))
-        rows.sort(key=lambda g: (-abs(g.actives - g.previous), g.group))
-        out += rows
+        out += _compared(column, this, last, notable_change)
     return out
+
+
+def segment_changes(
+    engine: sa.Engine, app_id: str, now: Scope, before: Scope, notable_change: float
+) -> list[GroupChange]:
+    """Each segment's size this month against the previous (module docstring)."""
+    from liucun.engage.segments import sizes_between
+
+    this = sizes_between(engine, app_id, now.first_day, now.last_day)
+    last = sizes_between(engine, app_id, before.first_day, before.last_day)
+    return _compared("segment", this, last, notable_change)
+
+
+def _compared(
+    column: str, this: dict[str, int], last: dict[str, int], notable_change: float
+) -> list[GroupChange]:
+    """Groups of `column` with this month's and last month's counts, largest moves first."""
+    rows = []
+    for group in sorted(set(this) | set(last)):
+        a, b = this.get(group, 0), last.get(group, 0)
+        change = (a - b) / b if b else None
+        notable = abs(change) >= notable_change if change is not None else a > 0
+        rows.append(GroupChange(column, group, a, b, change, notable))
+    rows.sort(key=lambda g: (-abs(g.actives - g.previous), g.group))
+    return rows
 
 
 def worst_pages(

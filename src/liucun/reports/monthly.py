@@ -33,6 +33,7 @@ from liucun.reports.changes import (
     group_changes,
     month_scope,
     previous_month,
+    segment_changes,
     worst_pages,
 )
 from liucun.reports.model import Kpi, MonthlyReport, ReportError
@@ -188,7 +189,8 @@ def monthly_report(store: EventStore, engine: sa.Engine, app: App, month: date) 
         kpis=_kpis(reports[0], reports[1], rates, loads, targets),
         daily_uv=_daily_uv(store, now),
         previous_daily_uv=_daily_uv(store, before),
-        changes=group_changes(store, now, before, rules.notable_change),
+        changes=group_changes(store, now, before, rules.notable_change)
+        + segment_changes(engine, app.app_id, now, before, rules.notable_change),
         pages=worst_pages(store, now, before, rules.worst_pages, rules.min_page_sessions),
         alerts=_month_alerts(engine, app.app_id, now),
         campaigns=_campaign_results(store, engine, app, now),

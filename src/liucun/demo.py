@@ -159,6 +159,8 @@ def run_demo(s: Settings, users: int, days: int, host: str, port: int, serve: bo
     base = f"http://{host}:{port}"
     console.out.print(
         f"\n[bold]liucun is serving on {base}[/]  (Ctrl-C to stop)\n"
+        f"  dashboard 运营看板:  {base}/dashboard/  (log in with the demo app's admin_token, "
+        "printed when it was created, or with LIUCUN_ADMIN_TOKEN)\n"
         f"  API docs 接口文档:   {base}/docs\n"
         f"  health 健康检查:     {base}/healthz\n"
         f"  send events 发送事件: POST {base}/v1/batch\n"

@@ -198,6 +198,9 @@ def run_server(s: Settings, host: str, port: int) -> None:
             f"cannot open the event store {s.event_store_url}: {exc}\n"
             "check LIUCUN_EVENT_STORE, and that its server answers"
         )
+    console.err.print(
+        f"dashboard 运营看板: http://{host}:{port}/dashboard/ (log in with an admin token)"
+    )
     serve_with_store(s, host, port, store, state)
 
 

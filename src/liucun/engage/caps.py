@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from liucun.engage.bulk import execute_many, for_update, mark, select_in
+from liucun.engage.bulk import for_update, insert_rows, mark, select_in, update_many
 from liucun.state.tables import engage_cap_counts
 
 
@@ -76,18 +76,20 @@ def write_caps(
 ) -> None:
     """Store counts: UPDATE those `lock_caps` found (`stored`, locked), INSERT the others."""
     keys = sorted(counts)
-    execute_many(
+    update_many(
         conn,
-        "UPDATE engage_cap_counts SET used = {m} WHERE app_id = {m} AND user_id = {m} "
-        "AND period = {m}",
+        "engage_cap_counts",
+        ["used"],
+        ["app_id", "user_id", "period"],
+        ["int", "text", "text", "text"],
         [(counts[k], app_id, *k) for k in keys if k in stored],
-        convert=False,  # text and integers only
     )
-    execute_many(
+    # a clash with a count another transaction stored first fails this as an INSERT would
+    insert_rows(
         conn,
-        "INSERT INTO engage_cap_counts (app_id, user_id, period, used) VALUES ({m}, {m}, {m}, {m})",
+        "engage_cap_counts",
+        ["app_id", "user_id", "period", "used"],
         [(app_id, *k, counts[k]) for k in keys if k not in stored],
-        convert=False,
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from liucun.engage.bulk import execute_many, for_update, mark, select_in
+from liucun.engage.bulk import for_update, mark, select_in, update_many
 from liucun.engage.message_errors import MessageError
 from liucun.loyalty.members import as_utc, check_user_id, insert_ignoring_conflicts
 from liucun.playbook.messages import MessageRules
@@ -337,12 +337,13 @@ def write_credits(
     conn: sa.Connection, app_id: str, credits: dict[tuple[str, str, str], int]
 ) -> None:
     """Store the credits of subscriptions this transaction holds locked."""
-    execute_many(
+    update_many(
         conn,
-        "UPDATE engage_subscriptions SET credits = {m} WHERE app_id = {m} AND user_id = {m} "
-        "AND channel = {m} AND template_id = {m}",
+        "engage_subscriptions",
+        ["credits"],
+        ["app_id", "user_id", "channel", "template_id"],
+        ["int", "text", "text", "text", "text"],
         [(n, app_id, *key) for key, n in sorted(credits.items())],
-        convert=False,  # text and integers only
     )
 
 

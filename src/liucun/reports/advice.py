@@ -58,8 +58,9 @@ def _ladder_advice(report: MonthlyReport, playbook: Playbook) -> Advice | None:
     )
 
 
-def _churn_advice(report: MonthlyReport) -> Advice | None:
+def _churn_advice(report: MonthlyReport, playbook: Playbook) -> Advice | None:
     kpi = report.kpi("churn_rate")
+    limit = playbook.alerts.churn_rate.max
     if kpi.status != "above" or kpi.value is None:
         return None
     pages = [(p.page, p.exit_rate) for p in report.pages]
@@ -70,9 +71,9 @@ def _churn_advice(report: MonthlyReport) -> Advice | None:
     return Advice(
         "churn_rate",
         {"churn_rate": kpi.value, "pages": pages},
-        f"流失率 {kpi.value:.0%},超过 {kpi.target}:排查功能与体验问题,"
+        f"流失率 {kpi.value:.0%},超过 {limit:.0%}:排查功能与体验问题,"
         f"先看退出率最高的页面:{named_zh}",
-        f"Churn is {kpi.value:.0%}, over {kpi.target}: investigate features and experience, "
+        f"Churn is {kpi.value:.0%}, over {limit:.0%}: investigate features and experience, "
         f"starting with the pages users leave from most: {named_en}",
     )
 
@@ -134,7 +135,7 @@ def advise(
     """Every adjustment the month calls for (module docstring), in that order."""
     found = [
         _ladder_advice(report, playbook),
-        _churn_advice(report),
+        _churn_advice(report, playbook),
         _ratio_advice(report),
         _cliff_advice(report, playbook, store, engine, app),
         _load_advice(report, playbook),

@@ -19,7 +19,6 @@ Platform rules (docs/messages.md#consent):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from liucun.engage.message_errors import MessageError
 from liucun.loyalty.members import as_utc, check_user_id, insert_ignoring_conflicts
 from liucun.playbook.messages import MessageRules
 from liucun.state.db import write_transaction
+from liucun.state.idempotency import fingerprint, prior_result
 from liucun.state.tables import engage_consent_requests, engage_consents, engage_subscriptions
 
 Result = Literal["accept", "reject", "ban", "filter"]
@@ -168,26 +168,16 @@ def apply_answer(
     return new
 
 
-def _fingerprint(user_id: str, request: dict[str, Any]) -> str:
-    body = orjson.dumps([user_id, request], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(body).hexdigest()
-
-
 def _prior(conn: sa.Connection, app_id: str, key: str, print_: str) -> dict[str, Any] | None:
     r = engage_consent_requests.c
-    row = conn.execute(
-        sa.select(r.fingerprint, r.result).where(r.app_id == app_id, r.request_key == key)
-    ).first()
-    if row is None:
-        return None
-    if row.fingerprint != print_:
-        raise MessageError(
-            "idempotency_key_reused",
-            f"the idempotency key {key!r} was used for a different request; use a new key",
-            f"幂等键 {key!r} 已用于另一个请求,请换一个新的键",
-        )
-    result: dict[str, Any] = orjson.loads(row.result)
-    return result
+    return prior_result(
+        conn,
+        r.request_key,
+        [r.app_id == app_id],
+        key,
+        print_,
+        lambda en, zh: MessageError("idempotency_key_reused", en, zh),
+    )
 
 
 def record_consent(
@@ -208,7 +198,7 @@ def record_consent(
     check_user_id(user_id)
     _check(channel, results, recipient)
     request = {"channel": channel, "results": results, "keep": keep_choice, "to": recipient}
-    print_ = _fingerprint(user_id, request)
+    print_ = fingerprint("consent", user_id, request)
     try:
         with write_transaction(engine) as conn:
             prior = _prior(conn, app_id, key, print_)
@@ -347,20 +337,22 @@ def write_credits(
     )
 
 
+def _subscription(app_id: str, user_id: str, channel: str, template_id: str) -> sa.Update:
+    """An UPDATE of one subscription row."""
+    s = engage_subscriptions.c
+    return sa.update(engage_subscriptions).where(
+        s.app_id == app_id, s.user_id == user_id, s.channel == channel, s.template_id == template_id
+    )
+
+
 def mark_revoked(
     conn: sa.Connection, app_id: str, user_id: str, channel: str, template_id: str, now: datetime
 ) -> None:
     """The platform refused a send for want of consent (WeChat 43101): no credits are left."""
-    s = engage_subscriptions.c
     conn.execute(
-        sa.update(engage_subscriptions)
-        .where(
-            s.app_id == app_id,
-            s.user_id == user_id,
-            s.channel == channel,
-            s.template_id == template_id,
+        _subscription(app_id, user_id, channel, template_id).values(
+            credits=0, long_term=False, status="revoked", updated_at=now
         )
-        .values(credits=0, long_term=False, status="revoked", updated_at=now)
     )
 
 
@@ -368,14 +360,5 @@ def return_credit(
     conn: sa.Connection, app_id: str, user_id: str, channel: str, template_id: str
 ) -> None:
     """Give back the one-time credit of a message that was never delivered."""
-    s = engage_subscriptions.c
-    conn.execute(
-        sa.update(engage_subscriptions)
-        .where(
-            s.app_id == app_id,
-            s.user_id == user_id,
-            s.channel == channel,
-            s.template_id == template_id,
-        )
-        .values(credits=s.credits + 1)
-    )
+    credits = engage_subscriptions.c.credits
+    conn.execute(_subscription(app_id, user_id, channel, template_id).values(credits=credits + 1))

@@ -7,7 +7,6 @@ points it lacked, say).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from liucun.loyalty.errors import LoyaltyError
 from liucun.loyalty.members import Member, lock_member
 from liucun.loyalty.programme import Programme
 from liucun.state.db import write_transaction
+from liucun.state.idempotency import fingerprint, prior_result
 from liucun.state.tables import loyalty_operations
 
 KEY_MAX = 200
@@ -30,12 +30,6 @@ Work = Callable[[sa.Connection, Member], dict[str, Any]]
 class Outcome:
     result: dict[str, Any]
     replayed: bool  # the key was seen before: nothing changed this time
-
-
-def fingerprint(kind: str, user_id: str, request: dict[str, Any]) -> str:
-    """What identifies a request apart from its key (to refuse a key reused for another)."""
-    body = orjson.dumps([kind, user_id, request], option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(body).hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -51,19 +45,14 @@ def check_key(key: str) -> str:
 
 def _prior(conn: sa.Connection, app_id: str, key: str, print_: str) -> dict[str, Any] | None:
     o = loyalty_operations.c
-    row = conn.execute(
-        sa.select(o.fingerprint, o.result).where(o.app_id == app_id, o.idempotency_key == key)
-    ).first()
-    if row is None:
-        return None
-    if row.fingerprint != print_:
-        raise LoyaltyError(
-            "idempotency_key_reused",
-            f"the idempotency key {key!r} was used for a different request; use a new key",
-            f"幂等键 {key!r} 已用于另一个请求,请换一个新的键",
-        )
-    result: dict[str, Any] = orjson.loads(row.result)
-    return result
+    return prior_result(
+        conn,
+        o.idempotency_key,
+        [o.app_id == app_id],
+        key,
+        print_,
+        lambda en, zh: LoyaltyError("idempotency_key_reused", en, zh),
+    )
 
 
 def run_once(

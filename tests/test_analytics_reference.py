@@ -51,6 +51,8 @@ class Ev:
     ts: datetime
     anon: str | None = None
     user: str | None = None
+    platform: str | None = None
+    channel: str | None = None  # properties.channel
 
     def raw(self) -> dict[str, Any]:
         e: dict[str, Any] = {
@@ -67,6 +69,10 @@ class Ev:
         if self.event == "order_paid":
             e["amount"] = "9.90"
             e["properties"] = {"order_id": f"o-{self.event_id}"}
+        if self.platform is not None:
+            e["platform"] = self.platform
+        if self.channel is not None:
+            e.setdefault("properties", {})["channel"] = self.channel
         return e
 
 

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 
+from liucun.events.model import Platform
 from liucun.loyalty.tokens import mint_user_token
 from tests.server_helpers import ServerProcess, cli, liucun_env
 
@@ -38,7 +39,7 @@ MEMBERS = 24
 # page → the panels whose charts must hold data
 PAGES: dict[str, tuple[str, ...]] = {
     "overview": ("dau", "mau", "ratio", "revisits", "churn"),
-    "retention": ("matrix",),
+    "retention": ("curves", "matrix"),
     "lifecycle": ("buckets", "labels", "risk"),
     "funnels": ("funnel", "exits", "paths"),
     "heatmap": ("heatmap",),
@@ -309,6 +310,41 @@ def test_build_a_funnel(dashboard: Dashboard, page: Any) -> None:
     assert drawn == [s["persons"] for s in steps_json]
     assert drawn[0] >= drawn[1] >= drawn[2] > 0
     shoot(page, dashboard.tmp, "funnels-built")
+
+
+def test_retention_broken_down_by_platform(dashboard: Dashboard, page: Any) -> None:
+    """The breakdown switch asks the API for platform groups, draws one curve per group and
+    the chosen group's matrix; the curve's points are the pooled rates of the API's cohorts."""
+    login(page, dashboard.url)
+    page.goto(f"{dashboard.url}/dashboard/demo/retention")
+    wait_drawn(page, "matrix")
+    with page.expect_response(re.compile(r"/metrics/retention\?.*breakdown=platform")) as got:
+        page.select_option("#r-breakdown", "platform")
+    groups = got.value.json()
+    # the seeded members' visits carry no platform: the "(no value)" group
+    assert len(groups) >= 2 and {g["value"] for g in groups} <= {*get_args(Platform), None}
+    wait_drawn(page, "curves")
+    wait_drawn(page, "matrix")
+    chart = """(name) => echarts.getInstanceByDom(
+        document.querySelector(`[data-panel="${name}"] .chart`)).getOption().series"""
+    assert page.locator("#r-property-label").is_hidden()  # only for an event property
+    series = page.evaluate(chart, "curves")
+    assert [s["name"] for s in series] == [g["value"] or "(无值)" for g in groups]
+    first = groups[0]["cohorts"]  # D1 pooled over the cohorts old enough for it
+    old = [c for c in first if len(c["counts"]) > 1]
+    d1 = sum(c["counts"][1] for c in old) / sum(c["size"] for c in old)
+    assert series[0]["data"][0] == pytest.approx(d1)
+    # the matrix shows the first group; picking the second redraws it from that group
+    options = page.locator("#r-group option")
+    assert options.count() == len(groups)
+    page.select_option("#r-group", "1")
+    page.wait_for_function(
+        """(size) => { const c = echarts.getInstanceByDom(
+             document.querySelector('[data-panel="matrix"] .chart'));
+           return c && c.getOption().yAxis[0].data[0].endsWith(`(${size})`); }""",
+        arg=f"{groups[1]['cohorts'][0]['size']:,}",
+    )
+    shoot(page, dashboard.tmp, "retention-platform")
 
 
 def edit_value(page: Any, start: int, end: int, typed: str) -> None:

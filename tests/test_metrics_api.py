@@ -97,6 +97,47 @@ def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredential
     ]
 
 
+def test_retention_by_platform(client: TestClient, shop: AppCredentials) -> None:
+    """The shop's visits carry no platform; device-4 opens on Alipay then WeChat on the 17th
+    and returns on the 18th: it is in the alipay group (its first start event)."""
+    more = [
+        event("app_open", anonymous_id="device-4", ts="2026-11-17T02:00:00Z", platform="alipay"),
+        event("app_open", anonymous_id="device-4", ts="2026-11-17T03:00:00Z", platform="wechat"),
+        event("app_open", anonymous_id="device-4", ts="2026-11-18T03:00:00Z", platform="wechat"),
+    ]
+    r = client.post(
+        "/v1/batch",
+        content=orjson.dumps({"batch": more}),
+        headers={"Authorization": f"Bearer {shop.write_key}"},
+    )
+    assert r.status_code == 200, r.text
+    r = get(
+        client,
+        shop.admin_token,
+        "/admin/v1/apps/shop/metrics/retention",
+        **{"from": "2026-11-16", "to": "2026-11-18", "intervals": 3, "breakdown": "platform"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == [
+        {
+            "value": None,
+            "cohorts": [
+                {"start": "2026-11-16", "size": 1, "counts": [1, 1, 0]},
+                {"start": "2026-11-17", "size": 1, "counts": [1, 0]},
+                {"start": "2026-11-18", "size": 1, "counts": [1]},
+            ],
+        },
+        {
+            "value": "alipay",
+            "cohorts": [
+                {"start": "2026-11-16", "size": 0, "counts": [0, 0, 0]},
+                {"start": "2026-11-17", "size": 1, "counts": [1, 1]},
+                {"start": "2026-11-18", "size": 0, "counts": [0]},
+            ],
+        },
+    ]
+
+
 @pytest.mark.parametrize(
     ("kind", "params", "message"),
     [
@@ -115,6 +156,7 @@ def test_active_lifecycle_and_stickiness(client: TestClient, shop: AppCredential
         ("funnel", {"steps": "app_open,page_view[colour=red]"}, "event[field=value]"),
         ("funnel", {"steps": "app_open,nope[page=pages/home]"}, "unknown event"),
         ("funnel", {"steps": "app_open,page_view", "breakdown": "x;drop"}, "pattern"),
+        ("retention", {"breakdown": "properties.a b"}, "pattern"),
         ("heatmap", {}, "needs --page"),
         ("heatmap", {"page": "pages/home", "grid": "0x10"}, "columns and rows from 1"),
         ("exits", {"limit": 0}, "greater than or equal to 1"),

@@ -264,7 +264,7 @@ def metrics_command(
     window: Annotated[str | None, Opt(help="Funnel window: 30m, 2h, 1d (default 14d).")] = None,
     order: Annotated[str | None, Opt(help="Funnel order: ordered, strict or any.")] = None,
     breakdown: Annotated[
-        str | None, Opt(help="Funnel breakdown: platform, properties.KEY.")
+        str | None, Opt(help="Funnel/retention breakdown: platform, scene, properties.KEY.")
     ] = None,
     saved: Annotated[str | None, Opt(help="Funnel: a saved funnel's name.")] = None,
     page: Annotated[str | None, Opt(help="Paths: this page's links; heatmap: its taps.")] = None,

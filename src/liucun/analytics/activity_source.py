@@ -21,7 +21,12 @@ from liucun.analytics.params import (
     MetricParams,
     parse_step,
 )
-from liucun.events.standard import ORDER_PAID_EVENT, PAGE_VIEW_EVENT, STANDARD_EVENTS
+from liucun.events.standard import (
+    ORDER_PAID_EVENT,
+    PAGE_VIEW_EVENT,
+    STANDARD_EVENTS,
+    VISIT_EVENT,
+)
 from liucun.state.apps import App
 from liucun.warehouse.queries import event_person, event_person_join, person_days_sql
 from liucun.warehouse.store import EventStore
@@ -68,6 +73,34 @@ def active_days_sql(store: EventStore, timezone: str, event: str, param: str) ->
     FROM events e
     {event_person_join(d, d.param("app"))}
     WHERE e.app_id = {d.param("app")} AND e.event = {d.param(param)}
+    GROUP BY {event_person()}, {day}
+    """
+
+
+def first_value_days_sql(
+    store: EventStore, timezone: str, event: str, param: str, value: str
+) -> str:
+    """SQL for (person_id, day, first_value): persons doing `event` on an app-local day, with
+    SQL expression `value` (over event alias `e`) read from their first such event that day
+    (earliest time, then smallest event id; a null there is the answer).
+
+    Reads the events table, as the rollup keeps no event columns; parameters as in
+    `active_days_sql`.
+    """
+    d = store.dialect
+    day = d.local_date("e.ts", d.quote(timezone))
+    if event == VISIT:
+        only = f"AND e.event = {d.quote(VISIT_EVENT)}"
+    elif event == ANY:
+        only = ""
+    else:
+        only = f"AND e.event = {d.param(param)}"
+    first = d.first_by_with_nulls(value, f"(e.ts, {d.uuid_order('e.event_id')})")
+    return f"""
+    SELECT {event_person()} AS person_id, {day} AS day, {first} AS first_value
+    FROM events e
+    {event_person_join(d, d.param("app"))}
+    WHERE e.app_id = {d.param("app")} {only}
     GROUP BY {event_person()}, {day}
     """
 

@@ -8,12 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from liucun.analytics.activity_source import Scope
+from liucun.analytics.breakdown import breakdown_expr, field_expr
 from liucun.analytics.params import FunnelOrder, StepSpec, parse_step
 from liucun.warehouse.queries import event_person, event_person_join
 from liucun.warehouse.store import EventStore
-
-# Columns a funnel may be broken down by; `properties.KEY` reads the event's JSON properties.
-BREAKDOWN_COLUMNS = ("platform", "scene", "page", "referrer_page")
 
 
 @dataclass(frozen=True)
@@ -68,20 +66,6 @@ def utc_bounds(scope: Scope) -> tuple[datetime, datetime]:
     return start(scope.first_day), start(scope.last_day + timedelta(days=1))
 
 
-def _breakdown_expr(store: EventStore, breakdown: str | None) -> str:
-    if breakdown is None:
-        return "CASE WHEN 1 = 0 THEN e.event END"  # a null of the text type, in any dialect
-    if breakdown in BREAKDOWN_COLUMNS:
-        return f"e.{breakdown}"
-    return store.dialect.json_text("e.properties", breakdown.removeprefix("properties."))
-
-
-def _field_expr(store: EventStore, key: str) -> str:
-    if key in BREAKDOWN_COLUMNS:
-        return f"e.{key}"
-    return store.dialect.json_text("e.properties", key.removeprefix("properties."))
-
-
 def _step_matches(store: EventStore, q: FunnelQuery) -> str:
     """Columns m0, m1, …: 1 where the event row is that step (its name, and its field filter)."""
     d = store.dialect
@@ -89,7 +73,7 @@ def _step_matches(store: EventStore, q: FunnelQuery) -> str:
     for k, spec in enumerate(q.specs):
         cond = f"e.event = {d.param(f'step{k}')}"
         if spec.key is not None:
-            cond += f" AND {_field_expr(store, spec.key)} = {d.param(f'step{k}_value')}"
+            cond += f" AND {field_expr(store, spec.key)} = {d.param(f'step{k}_value')}"
         columns.append(f"CASE WHEN {cond} THEN 1 ELSE 0 END AS m{k}")
     return ", ".join(columns)
 
@@ -109,7 +93,7 @@ def _step_events_sql(store: EventStore, q: FunnelQuery, every_event: bool) -> st
     )
     return f"""
     SELECT {event_person()} AS person_id, {d.epoch_us("e.ts")} AS us,
-           e.event, {_breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn,
+           e.event, {breakdown_expr(store, q.breakdown)} AS bd, {rn} AS rn,
            {_step_matches(store, q)}
     FROM events e
     {event_person_join(d, d.param("app"))}

@@ -21,7 +21,7 @@ from liucun.analytics.pages import dwell, heatmap
 from liucun.analytics.params import AnalyticsError, MetricKind, MetricParams
 from liucun.analytics.paths import exits, paths
 from liucun.analytics.performance import performance
-from liucun.analytics.retention import RetentionQuery, retention
+from liucun.analytics.retention import RetentionQuery, retention, retention_breakdown
 from liucun.analytics.stickiness import stickiness
 from liucun.state.apps import App
 from liucun.warehouse.store import EventStore
@@ -46,8 +46,11 @@ def _retention(store: EventStore, scope: Scope, p: MetricParams) -> Any:
         start_event=p.start_event or p.event,
         return_event=p.return_event or p.event,
         cumulative=p.cumulative,
+        breakdown=p.breakdown,
     )
-    return retention(store, scope, q)
+    if p.breakdown is None:
+        return retention(store, scope, q)
+    return retention_breakdown(store, scope, q, p.limit)
 
 
 def _day_retention(store: EventStore, scope: Scope, p: MetricParams) -> Any:

@@ -138,7 +138,10 @@ class MetricParams(BaseModel):
     breakdown: str | None = Field(
         None,
         pattern=BREAKDOWN_PATTERN,
-        description="Funnel breakdown: platform, scene, page, referrer_page or properties.KEY.",
+        description=(
+            "Funnel or retention breakdown: platform, scene, page, referrer_page or "
+            "properties.KEY (the value on the first step's or the start event)."
+        ),
     )
 
     saved: str | None = Field(

@@ -64,13 +64,19 @@ def _mau_report(r: dict[str, Any]) -> list[Table]:
     return [Table("MAU report 月活报告", ["figure 指标", "value 数值", "vs target 对比目标"], rows)]
 
 
-def _retention(cohorts: list[dict[str, Any]]) -> list[Table]:
+def _cohort_table(title: str, cohorts: list[dict[str, Any]]) -> Table:
     width = max((len(c["counts"]) for c in cohorts), default=1)
     rows = [
         [c["start"], c["size"], *[_share(n, c["size"]) for n in c["counts"][1:]]] for c in cohorts
     ]
     headers = ["cohort 同期群", "size 人数", *[f"+{k}" for k in range(1, width)]]
-    return [Table("retention 留存", headers, rows)]
+    return Table(title, headers, rows)
+
+
+def _retention(data: list[dict[str, Any]]) -> list[Table]:
+    if data and "cohorts" in data[0]:  # broken down: one table per value
+        return [_cohort_table(f"retention 留存 · {g['value']}", g["cohorts"]) for g in data]
+    return [_cohort_table("retention 留存", data)]
 
 
 def _day_retention(days: list[dict[str, Any]]) -> list[Table]:

@@ -139,6 +139,33 @@
     return { option, table: { columns, rows } };
   }
 
+  /* Retention curves, one per group ({value, cohorts}): at interval k, the returners of every
+   * cohort old enough for k over those cohorts' members (pooled, so big cohorts weigh more). */
+  function retentionCurves(groups, ctx, period) {
+    const shown = (groups || []).filter((g) => g.cohorts.some((c) => c.size));
+    if (!shown.length) return null;
+    const width = Math.max(...shown.flatMap((g) => g.cohorts.map((c) => c.counts.length)));
+    const intervals = Array.from({ length: Math.max(width - 1, 1) }, (_, i) => i + 1);
+    const marked = period === "day" ? new Set([1, 7, 30]) : new Set();
+    const label = (k) => (marked.has(k) ? `D${k}` : `+${k}`);
+    const name = (g) => (g.value === null || g.value === undefined ? ctx.t("retention.no_value") : String(g.value));
+    const pooled = (g, k) => {
+      const old = g.cohorts.filter((c) => c.counts.length > k);
+      const members = old.reduce((n, c) => n + c.size, 0);
+      return members ? old.reduce((n, c) => n + c.counts[k], 0) / members : null;
+    };
+    const option = base({
+      legend: { top: 4, type: "scroll" },
+      tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "—" : ctx.fmt.pct(v)) },
+      xAxis: { type: "category", data: intervals.map(label) },
+      yAxis: pctAxis(ctx),
+      series: shown.map((g) => ({ name: name(g), type: "line", showSymbol: intervals.length <= 16, data: intervals.map((k) => pooled(g, k)) })),
+    });
+    const columns = [ctx.t("retention.group"), ctx.t("retention.size"), ...intervals.map(label)];
+    const rows = shown.map((g) => [name(g), g.cohorts.reduce((n, c) => n + c.size, 0), ...intervals.map((k) => pooled(g, k) ?? "")]);
+    return { option, table: { columns, rows } };
+  }
+
   /* Stacked bars of PostHog's lifecycle buckets; dormant drawn below zero. */
   function lifecycleBuckets(periods, ctx) {
     if (!periods || !periods.length) return null;
@@ -519,6 +546,7 @@
     trendVsPrevious,
     monthsAgainstTarget,
     retentionMatrix,
+    retentionCurves,
     lifecycleBuckets,
     labelCounts,
     riskDistribution,

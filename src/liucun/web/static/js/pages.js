@@ -140,26 +140,57 @@
     return names;
   }
 
+  /* The breakdown the controls ask for: "", a column, or properties.KEY ("" until KEY is valid). */
+  function retentionBreakdown() {
+    const choice = $("#r-breakdown").value;
+    $("#r-property-label").hidden = choice !== "property";
+    if (choice !== "property") return choice;
+    const input = $("#r-property");
+    return input.value && input.checkValidity() ? `properties.${input.value}` : "";
+  }
+
+  let matrixPanel, curvesPanel, retentionGroups = null;
+
+  function drawGroupMatrix() {
+    const period = $("#r-period").value;
+    const group = retentionGroups[Number($("#r-group").value) || 0];
+    matrixPanel.run(async () => C.retentionMatrix(group ? group.cohorts : [], ctx, period));
+  }
+
   async function retention() {
     const last = await lastDay();
     const period = $("#r-period").value;
     const type = $("#r-type").value;
     const event = $("#r-event").value;
     const cumulative = $("#r-cumulative").checked;
+    const breakdown = retentionBreakdown();
     const cards = $("#kpis-retention");
     metric("day-retention", { from: days.add(last, -59), to: last, event }).then((ds) => {
       cards.replaceChildren();
       ds.forEach((d) => kpi(cards, t("kpi.d", { day: d.day }), fmt.pct(d.rate), t("kpi.d_over", { cohorts: fmt.int(d.cohorts), users: fmt.int(d.cohort_users) })));
     });
     const params = { period, type, event, cumulative: cumulative || undefined, intervals: INTERVALS[period], from: days.add(last, -RANGE[period]), to: last };
-    matrixPanel.run(async () => C.retentionMatrix(await metric("retention", params), ctx, period));
+    // with a breakdown: the 8 largest groups, one curve each, and the matrix of the chosen one
+    const data = metric("retention", breakdown ? { ...params, breakdown, limit: 8 } : params);
+    const groups = data.then((d) => (breakdown ? d : [{ value: t("retention.all"), cohorts: d }]));
+    curvesPanel.run(async () => C.retentionCurves(await groups, ctx, period));
+    matrixPanel.run(async () => {
+      retentionGroups = await groups;
+      const select = $("#r-group");
+      select.replaceChildren(...retentionGroups.map((g, i) => el("option", { value: String(i), text: g.value === null ? t("retention.no_value") : String(g.value) })));
+      $("#r-group-label").hidden = !breakdown;
+      return C.retentionMatrix(retentionGroups.length ? retentionGroups[0].cohorts : [], ctx, period);
+    });
   }
-  let matrixPanel;
 
   function retentionInit() {
     matrixPanel = new D.Panel("matrix");
+    curvesPanel = new D.Panel("curves");
     eventOptions($("#r-event"), true).finally(retention);
-    $$("#retention-controls select, #retention-controls input").forEach((c) => c.addEventListener("change", retention));
+    $$("#retention-controls select, #retention-controls input").forEach((c) => {
+      if (c.id !== "r-group") c.addEventListener("change", retention);
+    });
+    $("#r-group").addEventListener("change", drawGroupMatrix);
   }
 
   // --------------------------------------------------------------------------- lifecycle

@@ -142,6 +142,42 @@ def _ordered_sql(store: EventStore, q: FunnelQuery) -> str:
     return ",\n".join(ctes)
 
 
+def _chain_sql(store: EventStore, q: FunnelQuery) -> str:
+    """The ordered funnel in one chain: c0 holds every attempt, each later c{k} adds the
+    attempt's step k (null when it got no further) by a left as-of join, and `best` takes,
+    per person, the furthest reach and the step gaps of the latest attempt at that reach.
+
+    The same answers as `_ordered_sql` + `_furthest_sql`, for engines whose as-of join probes
+    a hash table: every attempt goes through every step's join, but nothing is read twice
+    (on ClickHouse, 1.96 s → 1.25 s on bench/analytics.py). Where the join sorts both sides
+    (DuckDB), sorting all attempts again for each step costs more (0.84 s → 1.10 s) than
+    the other plan's narrowing to the persons who did the step's event.
+    """
+    d = store.dialect
+    n = len(q.steps)
+    limit = q.window_seconds * 1_000_000
+    ctes = ["c0 AS (SELECT person_id, bd, us AS t0 FROM e WHERE m0 = 1)"]
+    for k in range(1, n):
+        kept = ", ".join(f"f.t{j}" for j in range(k))
+        cmp = ">" if q.repeats(k) else ">="
+        ctes.append(
+            f"c{k} AS (SELECT f.person_id, f.bd, {kept}, "
+            f"CASE WHEN x.us <= f.t0 + {limit} THEN x.us END AS t{k} "
+            f"FROM c{k - 1} f ASOF LEFT JOIN (SELECT person_id, us FROM e WHERE m{k} = 1) x "
+            f"ON x.person_id = f.person_id AND x.us {cmp} f.t{k - 1})"
+        )
+    reach = " + ".join(f"CASE WHEN t{k} IS NOT NULL THEN 1 ELSE 0 END" for k in range(1, n))
+    ctes.append(f"reached AS (SELECT c{n - 1}.*, {reach} AS reach FROM c{n - 1})")
+    latest = "(reach, t0)"
+    gaps = "".join(f", {d.last_by(f't{j} - t{j - 1}', latest)} AS gap{j}" for j in range(1, n))
+    first_bd = d.first_by_with_nulls("bd", "t0") if q.breakdown else "max(bd)"
+    ctes.append(
+        f"best AS (SELECT person_id, {first_bd} AS first_bd, max(reach) AS reach{gaps} "
+        "FROM reached GROUP BY person_id)"
+    )
+    return ",\n".join(ctes)
+
+
 def _doers(k: int) -> str:
     return f" WHERE person_id IN (SELECT person_id FROM e WHERE m{k} = 1)"
 
@@ -223,6 +259,8 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
     n = len(q.steps)
     if q.order == FunnelOrder.any:
         body = _any_order_sql(store, q)
+    elif q.order == FunnelOrder.ordered and d.asof_join_by_hash:
+        body = _chain_sql(store, q)
     else:
         chain = _strict_sql(store, q) if q.order == FunnelOrder.strict else _ordered_sql(store, q)
         body = f"{chain},\n{_furthest_sql(store, q)}"
@@ -237,11 +275,13 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
     sql = f"""
     WITH e AS {d.materialized} ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
     {body}
-    SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd ORDER BY p0 DESC
+    SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd
     """
     ts_first, ts_end = utc_bounds(scope)
     params = scope.sql_params(ts_first=ts_first, ts_end=ts_end, **_step_params(q))
+    # the most persons first, equal counts by value (no value last): the same on every engine
     rows = store.query(sql, params).to_pylist()
+    rows.sort(key=lambda r: (-r["p0"], r["bd"] is None, r["bd"] or ""))
     if not rows:
         rows = [{"bd": None, "p0": 0}]
     return [FunnelBreakdown(r["bd"], _steps(q, r)) for r in rows]

@@ -18,6 +18,9 @@ class Dialect(ABC):
     # the keyword that makes a CTE computed once however often it is read ("" where the
     # engine has none)
     materialized: str = ""
+    # whether an as-of join probes a hash table of its right side (ClickHouse) rather than
+    # sorting both sides (DuckDB): a plan choice for a query, never a change of its answer
+    asof_join_by_hash: bool = False
     # settings every session of the engine needs for the SQL below to mean what it says
     session_settings: ClassVar[Mapping[str, int]] = {}
 

@@ -778,6 +778,39 @@ def test_api_round_trip(server: Any) -> None:
     assert {"tag": "vip", "source": "manual", "users": 1} not in client.get(f"{base}/tags").json()
 
 
+def test_api_deletes_a_saved_segment_unless_a_campaign_targets_it(server: Any) -> None:
+    client, creds = server
+    base = f"/admin/v1/apps/{creds.app_id}"
+    day = (START + timedelta(days=30)).isoformat()
+    rule = {"event": "order_paid", "at_least": 2}
+    assert client.put(f"{base}/segments/buyers", json={"rule": rule}).status_code == 200
+    assert client.post(f"{base}/segments/buyers/refresh", params={"date": day}).json()["size"] == 1
+    made = client.post(
+        f"{base}/campaigns",
+        json={
+            "spec": {
+                "name": "thanks",
+                "target": {"kind": "segment", "name": "buyers"},
+                "action": {"banner": {"text": "hi"}},
+            }
+        },
+    )
+    assert made.status_code in (200, 201), made.text
+    refused = client.delete(f"{base}/segments/buyers")
+    assert refused.status_code == 409 and "thanks" in refused.json()["detail"]["message"]
+    ended = client.post(f"{base}/campaigns/{made.json()['campaign_id']}/end")
+    assert ended.status_code == 200, ended.text
+    assert client.delete(f"{base}/segments/buyers").status_code == 204
+    assert client.get(f"{base}/segments/buyers").status_code == 404
+    # the memberships were closed at the deletion, not erased: past results still read them
+    spells = member_spells(client.app.state.runtime.state, creds.app_id, "buyers")
+    assert [(s["user_id"], s["left_at"]) for s in spells] == [("a", NOW)]
+    again = client.delete(f"{base}/segments/buyers")
+    assert again.status_code == 404 and again.json()["detail"]["code"] == "unknown_saved_segment"
+    # a playbook segment is not deleted through the API
+    assert client.delete(f"{base}/segments/silent_buyers").status_code == 404
+
+
 def test_cli_round_trip(tmp_path: Path, state_url: str) -> None:
     from liucun.cli import app as cli_app
     from liucun.events.batch import validate_events
@@ -820,6 +853,10 @@ def test_cli_round_trip(tmp_path: Path, state_url: str) -> None:
     profile = run("profiles", "show", "--app", "shop", "a", "--date", day, "--json")
     assert profile["traits"]["orders_total"] == 1
     assert "buyers" in run("segments", "show", "--app", "shop", "buyers")
+    assert "deleted buyers" in run("segments", "delete", "--app", "shop", "buyers")
+    assert "buyers" not in {s["name"] for s in run("segments", "list", "--app", "shop", "--json")}
+    gone = CliRunner().invoke(cli_app, ["segments", "delete", "--app", "shop", "buyers"], env=env)
+    assert gone.exit_code == 1 and "no saved segment" in gone.output
 
 
 def test_concurrent_refreshes_apply_one_after_the_other(engine: sa.Engine, app1: App) -> None:

@@ -195,6 +195,22 @@ def segments_save(
     console.out.print(f"已保存 saved {saved.name}: {_rule_line(saved.as_json()['rule'])}")
 
 
+@cli.command("delete")
+def segments_delete(
+    app: AppOption,
+    name: Annotated[str, typer.Argument(help="A saved segment.")],
+) -> None:
+    """Delete a saved segment (its open memberships end now; its history stays)."""
+    from liucun.engage.segments import delete_segment
+
+    found, engine = _state(app)
+    try:
+        delete_segment(engine, found.app_id, name, datetime.now(UTC))
+    except Exception as exc:
+        _refused(exc)
+    console.out.print(f"已删除 deleted {name}")
+
+
 @cli.command("preview")
 def segments_preview(
     app: AppOption,

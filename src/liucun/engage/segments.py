@@ -36,6 +36,7 @@ from liucun.playbook.store import playbook_in_force
 from liucun.state.apps import App
 from liucun.state.db import write_transaction
 from liucun.state.tables import (
+    campaigns,
     engage_segment_members,
     engage_segment_refreshes,
     engage_segment_state,
@@ -223,6 +224,56 @@ def save_segment(
             )
         )
     return find_segment(engine, app_id, name)
+
+
+def _campaigns_targeting(conn: sa.Connection, app_id: str, name: str) -> list[str]:
+    """The names of the app's campaigns, not ended, whose target is segment `name`."""
+    c = campaigns.c
+    rows = conn.execute(
+        sa.select(c.name, c.spec).where(c.app_id == app_id, c.status != "ended")
+    ).all()
+    found = []
+    for campaign, spec in rows:
+        target = orjson.loads(spec).get("target") or {}
+        if target.get("kind") == "segment" and target.get("name") == name:
+            found.append(campaign)
+    return found
+
+
+def delete_segment(engine: sa.Engine, app_id: str, name: str, now: datetime) -> None:
+    """Delete saved segment `name`: its members' open spells end at `now` (the history and
+    the refresh log stay). Refused (409) while a campaign that has not ended targets it;
+    a playbook segment is not saved here (404: edit the playbook), and a saved one of the
+    same name hid it, so the playbook's takes its place again."""
+    with write_transaction(engine) as conn:
+        t = engage_segments.c
+        saved = conn.execute(
+            sa.select(t.name).where(t.app_id == app_id, t.name == name).with_for_update()
+        ).first()
+        if saved is None:
+            raise SegmentError(
+                "unknown_saved_segment",
+                f"no saved segment {name!r}; a playbook segment is removed by editing the playbook",
+                f"没有已保存的分群 {name!r};运营手册里的分群请修改手册删除",
+                status=404,
+            )
+        using = _campaigns_targeting(conn, app_id, name)
+        if using:
+            raise SegmentError(
+                "segment_in_use",
+                f"segment {name!r} is the target of campaign(s) {', '.join(using)}; end them first",
+                f"分群 {name!r} 正被运营活动 {'、'.join(using)} 使用,请先结束这些活动",
+                status=409,
+            )
+        conn.execute(engage_segments.delete().where(t.app_id == app_id, t.name == name))
+        m = engage_segment_members.c
+        conn.execute(
+            engage_segment_members.update()
+            .where(m.app_id == app_id, m.segment == name, m.left_at.is_(None))
+            .values(left_at=now)
+        )
+        st = engage_segment_state.c
+        conn.execute(engage_segment_state.delete().where(st.app_id == app_id, st.segment == name))
 
 
 def _evaluator(store: EventStore, engine: sa.Engine, app: App, as_of: date) -> Evaluator:

@@ -19,6 +19,7 @@ from liucun.engage.profiles import import_attributes
 from liucun.engage.segment_errors import SegmentError
 from liucun.engage.segment_rules import RuleError, rule_from_text
 from liucun.engage.segments import (
+    delete_segment,
     find_segment,
     list_segments,
     member_spells,
@@ -186,6 +187,19 @@ def put_segment(
     rule = _parsed(body.rule)
     saved = save_segment(runtime.state, found.app_id, name, rule, runtime.clock(), body.description)
     return _segment_out(runtime, found, saved)
+
+
+@router.delete(
+    "/segments/{name}",
+    status_code=204,
+    responses={**ERRORS, 409: {"description": "A campaign that has not ended targets it."}},
+)
+def delete_saved_segment(
+    app: str, name: SegmentName, runtime: RuntimeDep, token: AdminToken
+) -> None:
+    """Delete a saved segment; its open memberships end now, its history stays."""
+    found = admin_app(runtime, token, app)
+    delete_segment(runtime.state, found.app_id, name, runtime.clock())
 
 
 @router.post("/segments/{name}/refresh", response_model=RefreshOut, responses=ERRORS)

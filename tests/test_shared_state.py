@@ -1,7 +1,7 @@
 """Two real `liucun serve` processes on one PostgreSQL state store keep its invariants.
 
-Apps and their keys now; loyalty and engage add their invariants (no double award, caps,
-coupon limits) to this same pair of servers. Each server has its own event store here: the
+Apps and their keys; loyalty's (no double award, coupon limits, one check-in a day) and
+engage's (frequency caps and consent credits under concurrent sends) on this same pair. Each server has its own event store here: the
 ClickHouse store that several servers share is tested in tests/test_clickhouse_store.py (its
 engine runs in one process here).
 """
@@ -28,7 +28,14 @@ ATTEMPTS_PER_NAME = 4  # per server
 @pytest.fixture
 def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     envs = [
-        liucun_env(tmp_path / name, pg_url, LIUCUN_ADMIN_TOKEN=ADMIN, LIUCUN_INGEST_WORKERS="0")
+        # no delivery loop: queued messages stay as decided (there is no WeChat to reach)
+        liucun_env(
+            tmp_path / name,
+            pg_url,
+            LIUCUN_ADMIN_TOKEN=ADMIN,
+            LIUCUN_INGEST_WORKERS="0",
+            LIUCUN_DELIVER_EVERY_S="0",
+        )
         for name in ("one", "two")
     ]
     servers = (ServerProcess(envs[0]), ServerProcess(envs[1]))
@@ -204,3 +211,99 @@ def test_loyalty_invariants_hold_across_two_servers(
     for server in pair:
         points = httpx.get(f"{server.url}/v1/loyalty/points", headers=user("walker")).json()
         assert points["balance"] == 17, points
+
+
+MESSAGES_PLAYBOOK = """\
+version: 1
+engage:
+  messages:
+    caps: {per_day: 1, per_month: 3}
+    quiet_hours: {enabled: false, start: '22:00', end: '08:00'}
+    templates:
+      winback_coupon:
+        zh: 专属回归福利到账
+        en: Welcome-back coupon
+        page: pages/coupons/index
+        channels:
+          - {channel: wechat, template_id: tmpl-w, subscription: one_time, page: null,
+             fields: {thing1: '{coupon_name}', thing2: 专属福利已到账}}
+"""
+
+
+def test_message_caps_and_credits_hold_across_two_servers(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """A user who accepted the template five times (five credits) is sent twenty different
+    messages at once through both servers: the daily cap of one lets exactly one through,
+    every other is skipped for the cap, and one credit is spent."""
+    from datetime import UTC, datetime
+
+    from liucun.loyalty.tokens import mint_user_token
+
+    with admin(pair[0].url) as client:
+        creds = client.post("/admin/v1/apps", json={"name": "shop"}).json()
+        key = client.post(f"/admin/v1/apps/{creds['app_id']}/loyalty/signing-keys").json()
+        r = client.put(
+            f"/admin/v1/apps/{creds['app_id']}/playbook",
+            content=MESSAGES_PLAYBOOK.encode(),
+            headers={"Content-Type": "text/yaml"},
+        )
+        assert r.status_code == 201, r.text
+        r = client.put(
+            f"/admin/v1/apps/{creds['app_id']}/channels/wechat",
+            json={"settings": {"appid": "wx-test"}, "secrets": {"secret": "app-secret"}},
+        )
+        assert r.status_code == 200, r.text
+    jwt = mint_user_token(
+        creds["app_id"], "fan", key["key_id"], key["secret"], datetime.now(UTC), 600
+    )
+    consent = {"channel": "wechat", "results": {"tmpl-w": "accept"}}
+    for i in range(5):  # five prompts accepted, through either server: five credits
+        r = httpx.post(
+            f"{pair[i % 2].url}/v1/engage/consents",
+            json=consent,
+            headers={"Authorization": f"Bearer {jwt}", "Idempotency-Key": f"prompt-{i}"},
+        )
+        assert r.status_code == 200, r.text
+    path = f"/admin/v1/apps/{creds['app_id']}/messages"
+    headers = {"Authorization": f"Bearer {creds['admin_token']}"}
+    decisions: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        body = {"requests": [{"user_id": "fan", "scenario": "winback_coupon", "key": f"m{i}",
+                              "data": {"coupon_name": "20 元券"}}]}  # fmt: skip
+        r = httpx.post(pair[i % 2].url + path, json=body, headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
+        with lock:
+            decisions.extend(r.json())
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outcomes = Counter((d["status"], d["reason"]) for d in decisions)
+    assert outcomes == {("queued", None): 1, ("skipped", "cap_day"): 19}, outcomes
+    sent = next(d["key"] for d in decisions if d["status"] == "queued")
+    # the same request again, through the other server: the first decision, nothing more
+    again = httpx.post(
+        pair[1].url + path,
+        json={
+            "requests": [
+                {
+                    "user_id": "fan",
+                    "scenario": "winback_coupon",
+                    "key": sent,
+                    "data": {"coupon_name": "20 元券"},
+                }
+            ]
+        },  # fmt: skip
+        headers=headers,
+    ).json()
+    assert [(d["key"], d["status"]) for d in again] == [(sent, "queued")]
+    for server in pair:
+        listed = httpx.get(
+            f"{server.url}/v1/engage/consents", headers={"Authorization": f"Bearer {jwt}"}
+        ).json()
+        assert [(s["template_id"], s["credits"]) for s in listed] == [("tmpl-w", 4)], listed

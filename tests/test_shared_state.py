@@ -271,8 +271,16 @@ def test_message_caps_and_credits_hold_across_two_servers(
     lock = threading.Lock()
 
     def send(i: int) -> None:
-        body = {"requests": [{"user_id": "fan", "scenario": "winback_coupon", "key": f"m{i}",
-                              "data": {"coupon_name": "20 元券"}}]}  # fmt: skip
+        body = {
+            "requests": [
+                {
+                    "user_id": "fan",
+                    "scenario": "winback_coupon",
+                    "key": f"m{i}",
+                    "data": {"coupon_name": "20 元券"},
+                }
+            ]
+        }
         r = httpx.post(pair[i % 2].url + path, json=body, headers=headers, timeout=60)
         assert r.status_code == 200, r.text
         with lock:
@@ -298,7 +306,7 @@ def test_message_caps_and_credits_hold_across_two_servers(
                     "data": {"coupon_name": "20 元券"},
                 }
             ]
-        },  # fmt: skip
+        },
         headers=headers,
     ).json()
     assert [(d["key"], d["status"]) for d in again] == [(sent, "queued")]

@@ -1,9 +1,9 @@
 """Two real `liucun serve` processes on one PostgreSQL state store keep its invariants.
 
 Apps and their keys; loyalty's (no double award, coupon limits, one check-in a day) and
-engage's (frequency caps and consent credits under concurrent sends) on this same pair. Each server has its own event store here: the
-ClickHouse store that several servers share is tested in tests/test_clickhouse_store.py (its
-engine runs in one process here).
+engage's (frequency caps and consent credits under concurrent sends) on this same pair. Each
+server has its own event store here: the ClickHouse store that several servers share is tested
+in tests/test_clickhouse_store.py (its engine runs in one process here).
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ def test_message_caps_and_credits_hold_across_two_servers(
     every other is skipped for the cap, and one credit is spent."""
     from datetime import UTC, datetime
 
+    from liucun.engage.holdout import in_global_control
     from liucun.loyalty.tokens import mint_user_token
 
     with admin(pair[0].url) as client:
@@ -254,8 +255,14 @@ def test_message_caps_and_credits_hold_across_two_servers(
             json={"settings": {"appid": "wx-test"}, "secrets": {"secret": "app-secret"}},
         )
         assert r.status_code == 200, r.text
+    # a user outside the app's global control group (5%, drawn by app id): sends reach them
+    fan = next(
+        user
+        for user in (f"fan-{i}" for i in range(100))
+        if not in_global_control(creds["app_id"], user, 0.05)
+    )
     jwt = mint_user_token(
-        creds["app_id"], "fan", key["key_id"], key["secret"], datetime.now(UTC), 600
+        creds["app_id"], fan, key["key_id"], key["secret"], datetime.now(UTC), 600
     )
     consent = {"channel": "wechat", "results": {"tmpl-w": "accept"}}
     for i in range(5):  # five prompts accepted, through either server: five credits
@@ -274,7 +281,7 @@ def test_message_caps_and_credits_hold_across_two_servers(
         body = {
             "requests": [
                 {
-                    "user_id": "fan",
+                    "user_id": fan,
                     "scenario": "winback_coupon",
                     "key": f"m{i}",
                     "data": {"coupon_name": "20 元券"},
@@ -300,7 +307,7 @@ def test_message_caps_and_credits_hold_across_two_servers(
         json={
             "requests": [
                 {
-                    "user_id": "fan",
+                    "user_id": fan,
                     "scenario": "winback_coupon",
                     "key": sent,
                     "data": {"coupon_name": "20 元券"},

@@ -191,6 +191,9 @@ def test_cli_metrics_json_and_exit_status(tmp_path: Path) -> None:
     assert [c["counts"] for c in out] == [[1, 1, 0], [1, 0], [1]]
     table = cli(env, "metrics", "mau-report", "--app", "shop")
     assert table.returncode == 0 and "MAU" in table.stdout
+    # the visits carry no platform: one group, named as having no value
+    split = cli(env, "metrics", "retention", "--app", "shop", "--breakdown", "platform")
+    assert split.returncode == 0 and "retention 留存 · (无值 no value)" in split.stdout
     bad = cli(env, "metrics", "retention", "--app", "shop", "--type", "sometimes")
     assert bad.returncode == 2 and "type" in bad.stderr
     unknown = cli(env, "metrics", "nothing", "--app", "shop")

@@ -73,9 +73,15 @@ def _cohort_table(title: str, cohorts: list[dict[str, Any]]) -> Table:
     return Table(title, headers, rows)
 
 
+def _group_name(value: Any) -> str:
+    return "(无值 no value)" if value is None else str(value)
+
+
 def _retention(data: list[dict[str, Any]]) -> list[Table]:
     if data and "cohorts" in data[0]:  # broken down: one table per value
-        return [_cohort_table(f"retention 留存 · {g['value']}", g["cohorts"]) for g in data]
+        return [
+            _cohort_table(f"retention 留存 · {_group_name(g['value'])}", g["cohorts"]) for g in data
+        ]
     return [_cohort_table("retention 留存", data)]
 
 
@@ -134,7 +140,7 @@ def _funnel_steps(title: str, steps: list[dict[str, Any]]) -> Table:
 
 def _funnel(data: list[dict[str, Any]]) -> list[Table]:
     if data and "steps" in data[0]:  # broken down: one table per value
-        return [_funnel_steps(f"funnel 漏斗 · {g['value']}", g["steps"]) for g in data]
+        return [_funnel_steps(f"funnel 漏斗 · {_group_name(g['value'])}", g["steps"]) for g in data]
     return [_funnel_steps("funnel 漏斗", data)]
 
 

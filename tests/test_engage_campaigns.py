@@ -38,6 +38,7 @@ from liucun.engage.runner import run_campaign, run_due_campaigns, trigger_contex
 from liucun.engage.stats import Sample, lift, srm_check
 from liucun.engage.triggers import due_users
 from liucun.events.batch import validate_events
+from liucun.loyalty.coupons import user_coupons
 from liucun.loyalty.programme import programme_of
 from liucun.playbook.campaigns import CampaignRules
 from liucun.playbook.load import default_playbook
@@ -326,6 +327,15 @@ def test_budget_holds_under_concurrent_runs(engine: sa.Engine, duck: EventStore)
     assert issued == 13 and campaign.actions == 13 and campaign.spent_fen == 13 * 2000
     assert costs == 13 * 2000
     assert sum(r.acted for r in reports) == 13
+    # a member's coupon list names a campaign's coupon as the playbook's engage section does
+    holder = next(u for u in users if user_coupons(engine, programme_of(engine, app), u, now))
+    held = user_coupons(engine, programme_of(engine, app), holder, now)
+    assert [(c["template"], c["name"]) for c in held if c["template"] == "winback_20"] == [
+        (
+            "winback_20",
+            {"zh": "回归专享 20 元无门槛券", "en": "Welcome back: 20 yuan off, no minimum"},
+        )
+    ]
 
 
 def test_statuses_refusals_and_flows(engine: sa.Engine, duck: EventStore) -> None:

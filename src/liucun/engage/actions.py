@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -30,8 +30,8 @@ from liucun.loyalty.coupons import face_value_fen, terms_of
 from liucun.loyalty.members import insert_ignoring_conflicts, lock_member
 from liucun.loyalty.programme import Programme
 from liucun.loyalty.rewards import grant_softly
-from liucun.playbook.campaigns import CampaignRules
-from liucun.playbook.loyalty import CouponTemplate, Reward
+from liucun.playbook.campaigns import CampaignRules, campaign_coupon_templates, offer_template_name
+from liucun.playbook.loyalty import Reward
 from liucun.playbook.winback import WinbackRules
 from liucun.state.db import write_transaction
 from liucun.state.tables import campaign_actions
@@ -39,40 +39,17 @@ from liucun.state.tables import campaign_actions
 REWARD_KIND = "campaign"  # loyalty_rewards.kind of what campaigns grant
 
 
-def offer_template_name(offer: str) -> str:
-    """The coupon template a win-back offer's coupon is issued under (a playbook slug)."""
-    return f"offer_{offer}"[:40]
-
-
 def campaign_programme(prog: Programme, rules: CampaignRules, winback: WinbackRules) -> Programme:
-    """The loyalty programme with the coupons campaigns may give added to its templates:
-    `engage.campaigns.coupon_templates` and one per win-back offer with a coupon (valid
-    `offer_valid_days`). A name loyalty already has keeps loyalty's template."""
-    extra: list[CouponTemplate] = [t for t in rules.coupon_templates]
-    for offer in winback.offers:
-        if offer.coupon is not None:
-            terms = offer.coupon.model_dump(exclude_none=True)
-            extra.append(
-                CouponTemplate.model_validate(
-                    {
-                        "name": offer_template_name(offer.name),
-                        "zh": offer.zh,
-                        "en": offer.en,
-                        "valid_days": rules.offer_valid_days,
-                        **terms,
-                    }
-                )
-            )
+    """The loyalty programme with the coupons campaigns may give added to its templates
+    (`campaign_coupon_templates`). A name loyalty already has keeps loyalty's template."""
     have = {t.name for t in prog.rules.coupons.templates}
-    added = [t for t in extra if t.name not in have]
+    added = [t for t in campaign_coupon_templates(rules, winback) if t.name not in have]
     if not added:
         return prog
     coupons = prog.rules.coupons.model_copy(
         update={"templates": [*prog.rules.coupons.templates, *added]}
     )
-    return Programme(
-        prog.app_id, prog.tz, prog.rules.model_copy(update={"coupons": coupons}), prog.revision
-    )
+    return replace(prog, rules=prog.rules.model_copy(update={"coupons": coupons}))
 
 
 @dataclass(frozen=True)

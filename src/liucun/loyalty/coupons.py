@@ -102,9 +102,13 @@ def face_value_fen(terms: Mapping[Any, Any]) -> int:
 
 def _texts(prog: Programme, template_name: str) -> dict[str, str]:
     template = prog.rules.template(template_name)
-    if template is None:  # the playbook dropped it: the coupon keeps its terms, not its name
-        return {"zh": template_name, "en": template_name}
-    return {"zh": template.zh, "en": template.en}
+    if template is not None:
+        return {"zh": template.zh, "en": template.en}
+    if template_name in prog.campaign_coupons:  # given by a campaign (the engage section)
+        zh, en = prog.campaign_coupons[template_name]
+        return {"zh": zh, "en": en}
+    # the playbook dropped it: the coupon keeps its terms, not its name
+    return {"zh": template_name, "en": template_name}
 
 
 def template_json(template: CouponTemplate) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from liucun.playbook.churn import EventName, Slug, Strict
 from liucun.playbook.loyalty import CouponTemplate
+from liucun.playbook.winback import WinbackRules
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 TriggerName = Literal[
@@ -239,3 +240,29 @@ class CampaignRules(Strict):
 
     def flow(self, name: str) -> Flow | None:
         return next((f for f in self.flows if f.flow == name), None)
+
+
+def offer_template_name(offer: str) -> str:
+    """The coupon template a win-back offer's coupon is issued under (a playbook slug)."""
+    return f"offer_{offer}"[:40]
+
+
+def campaign_coupon_templates(rules: CampaignRules, winback: WinbackRules) -> list[CouponTemplate]:
+    """The coupon templates campaigns may give beyond loyalty's: `coupon_templates`, and one
+    per win-back offer with a coupon (valid `offer_valid_days`)."""
+    extra: list[CouponTemplate] = list(rules.coupon_templates)
+    for offer in winback.offers:
+        if offer.coupon is not None:
+            terms = offer.coupon.model_dump(exclude_none=True)
+            extra.append(
+                CouponTemplate.model_validate(
+                    {
+                        "name": offer_template_name(offer.name),
+                        "zh": offer.zh,
+                        "en": offer.en,
+                        "valid_days": rules.offer_valid_days,
+                        **terms,
+                    }
+                )
+            )
+    return extra

@@ -181,8 +181,23 @@ def test_try_double_and_json_text(engine: Any) -> None:
     d, run, _ = engine
     for text, want in (("1.5", 1.5), ("-2", -2.0), ("x", None), ("", None)):
         assert one(run, d.try_double(d.quote(text))) == want, text
-    doc = d.quote('{"a": "x y", "n": 3, "z": null, "t": true, "o": {"k": 1}}')
-    answers = {"a": "x y", "n": "3", "z": None, "t": "true", "missing": None}
+    doc = d.quote(
+        '{"a": "x y", "n": 3, "z": null, "t": true, "o": {"k": 1}, "w": 3.0, "f": 2.50, '
+        '"e": 1e20, "s": "3.0", "m": -0.0}'
+    )
+    # whole doubles read as ClickHouse writes them, a string as it was sent
+    answers = {
+        "a": "x y",
+        "n": "3",
+        "z": None,
+        "t": "true",
+        "missing": None,
+        "w": "3",
+        "f": "2.5",
+        "e": "100000000000000000000",
+        "s": "3.0",
+        "m": "-0",
+    }
     for key, want in answers.items():
         assert one(run, d.json_text(doc, key)) == want, key
 

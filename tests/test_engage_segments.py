@@ -527,6 +527,44 @@ def test_evaluation_matches_reference(
     assert got == want
 
 
+@dataclass(frozen=True)
+class PropEvent:
+    user: str
+    properties: dict[str, Any]
+    ts: datetime = datetime(2026, 3, 1, 4, tzinfo=UTC)
+
+    def raw(self) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"prop-{self.user}")),
+            "event": "add_to_cart",
+            "user_id": self.user,
+            "ts": self.ts.isoformat(),
+            "properties": self.properties,
+        }
+
+
+@pytest.mark.parametrize("store_engine", ENGINES)
+def test_event_property_numbers_compare_as_numbers(
+    store_engine: str, engine: sa.Engine, app1: App
+) -> None:
+    """A number in a rule matches every value the app sends that reads as it; a text value
+    matches that text, a whole JSON number reading as ClickHouse writes it (3.0 as "3")."""
+    _clear(engine)
+    sent = {"int": 3, "float": 3.0, "text": "3", "padded": "3.00", "other": 4, "word": "three"}
+    events = [PropEvent(user, {"qty": v}) for user, v in sent.items()]
+    events.append(PropEvent("absent", {}))
+    as_of = date(2026, 3, 2)
+
+    def matching(value: Any) -> list[str]:
+        rule = parse_rule({"event": "add_to_cart", "where": {"properties": {"qty": value}}})
+        return sorted(evaluate_rule(store, engine, app1, rule, as_of))
+
+    with events_store(store_engine, [events], TZ) as store:
+        assert matching(3) == ["float", "int", "padded", "text"]
+        assert matching("3") == ["float", "int", "text"]
+        assert matching("three") == ["word"]
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -165,9 +165,15 @@ def _event_sql(store: EventStore, cond: EventCondition) -> tuple[str, dict[str, 
         params["page"] = cond.where.page
     if cond.where is not None and cond.where.properties:
         for i, (key, value) in enumerate(sorted(cond.where.properties.items())):
-            where.append(f"{d.json_text('e.properties', key)} = {d.param(f'prop{i}')}")
+            text = d.json_text("e.properties", key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                # a number matches the values that read as it: 3, 3.0 and "3" alike
+                where.append(f"{d.try_double(text)} = {d.param(f'prop{i}')}")
+                params[f"prop{i}"] = float(value)
+                continue
+            where.append(f"{text} = {d.param(f'prop{i}')}")
             params[f"prop{i}"] = (
-                ("true" if value else "false") if isinstance(value, bool) else str(value)
+                ("true" if value else "false") if isinstance(value, bool) else value
             )
     sql = f"""
     SELECT {event_person()} AS person_key, count(*) AS n

@@ -180,7 +180,8 @@ class TagCondition(Node):
 
 
 class EventFilter(Node):
-    """Which events count: on this page, with these property values (compared as text)."""
+    """Which events count: on this page, with these property values (a number compares as a
+    number, anything else as text)."""
 
     page: str | None = Field(default=None, min_length=1, max_length=1000)
     properties: dict[Annotated[str, Field(min_length=1, max_length=64)], PropertyValue] | None = (

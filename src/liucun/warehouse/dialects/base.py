@@ -97,7 +97,9 @@ class Dialect(ABC):
 
     @abstractmethod
     def json_text(self, column: str, key: str) -> str:
-        """The value at top-level `key` of JSON text `column`, as text (null when absent)."""
+        """The value at top-level `key` of JSON text `column`, as text (null when absent or
+        null): a string as sent, any other value as its JSON text, a whole double without its
+        fraction (3.0 as "3", as ClickHouse writes it), the same on every engine."""
 
     def quote(self, text: str) -> str:
         """A string literal (for time-zone names and the like, never for user input)."""

@@ -71,4 +71,11 @@ class DuckDBDialect(Dialect):
 
     def json_text(self, column: str, key: str) -> str:
         path = self.quote(f'$."{key}"')
-        return f"json_extract_string({column}, {path})"
+        value = f"json_extract({column}, {path})"
+        text = f"json_extract_string({value}, '$')"
+        # a whole double as ClickHouse writes it: 3.0 → "3" (DuckDB writes "3.0"), so a value
+        # reads the same on both engines
+        return (
+            f"(CASE WHEN json_type({value}) = 'DOUBLE' "
+            f"THEN regexp_replace({text}, '\\.0$', '') ELSE {text} END)"
+        )

@@ -45,13 +45,18 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def shop(settings: Settings, client: TestClient) -> AppCredentials:
     creds = create_tenant(open_state(settings.state_store_url), "shop", "Asia/Shanghai")
+    send(client, creds, visits())
+    return creds
+
+
+def send(client: TestClient, shop: AppCredentials, events: list[dict[str, object]]) -> None:
+    """Ingest `events` for the shop through the API."""
     r = client.post(
         "/v1/batch",
-        content=orjson.dumps({"batch": visits()}),
-        headers={"Authorization": f"Bearer {creds.write_key}"},
+        content=orjson.dumps({"batch": events}),
+        headers={"Authorization": f"Bearer {shop.write_key}"},
     )
     assert r.status_code == 200, r.text
-    return creds
 
 
 def get(client: TestClient, token: str, path: str, **params: object) -> object:
@@ -105,12 +110,7 @@ def test_retention_by_platform(client: TestClient, shop: AppCredentials) -> None
         event("app_open", anonymous_id="device-4", ts="2026-11-17T03:00:00Z", platform="wechat"),
         event("app_open", anonymous_id="device-4", ts="2026-11-18T03:00:00Z", platform="wechat"),
     ]
-    r = client.post(
-        "/v1/batch",
-        content=orjson.dumps({"batch": more}),
-        headers={"Authorization": f"Bearer {shop.write_key}"},
-    )
-    assert r.status_code == 200, r.text
+    send(client, shop, more)
     r = get(
         client,
         shop.admin_token,
@@ -211,12 +211,7 @@ def test_funnel_by_hand(client: TestClient, shop: AppCredentials) -> None:
         event("page_view", anonymous_id="device-2", ts=day + "02:00Z"),
         event("app_open", anonymous_id="device-3", ts=day + "00:00Z"),
     ]
-    r = client.post(
-        "/v1/batch",
-        content=orjson.dumps({"batch": batch}),
-        headers={"Authorization": f"Bearer {shop.write_key}"},
-    )
-    assert r.status_code == 200, r.text
+    send(client, shop, batch)
     steps = get(
         client,
         shop.admin_token,
@@ -250,12 +245,7 @@ def test_exits_paths_and_heatmap_by_hand(client: TestClient, shop: AppCredential
         event("tap", page="home", x=400.0, y=799.0, properties=screen, ts=at + "00:06Z"),
         event("tap", page="home", x=10.0, y=10.0, ts=at + "00:07Z"),  # no screen size
     ]
-    r = client.post(
-        "/v1/batch",
-        content=orjson.dumps({"batch": batch}),
-        headers={"Authorization": f"Bearer {shop.write_key}"},
-    )
-    assert r.status_code == 200, r.text
+    send(client, shop, batch)
     base = "/admin/v1/apps/shop/metrics"
     day = {"from": "2026-11-21", "to": "2026-11-21"}
     exits = get(client, shop.admin_token, f"{base}/exits", **day).json()

@@ -136,6 +136,20 @@ def test_keys_from_one_server_work_on_the_other(
         assert r.status_code == 401
 
 
+def shop_with_playbook(base: str, playbook: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new app `shop` with `playbook` in force: its credentials and a user-token signing key."""
+    with admin(base) as client:
+        creds = client.post("/admin/v1/apps", json={"name": "shop"}).json()
+        key = client.post(f"/admin/v1/apps/{creds['app_id']}/loyalty/signing-keys").json()
+        r = client.put(
+            f"/admin/v1/apps/{creds['app_id']}/playbook",
+            content=playbook.encode(),
+            headers={"Content-Type": "text/yaml"},
+        )
+        assert r.status_code == 201, r.text
+    return creds, key
+
+
 SCARCE_PLAYBOOK = """\
 version: 1
 loyalty:
@@ -160,15 +174,7 @@ def test_loyalty_invariants_hold_across_two_servers(
 
     from liucun.loyalty.tokens import mint_user_token
 
-    with admin(pair[0].url) as client:
-        creds = client.post("/admin/v1/apps", json={"name": "shop"}).json()
-        key = client.post(f"/admin/v1/apps/{creds['app_id']}/loyalty/signing-keys").json()
-        r = client.put(
-            f"/admin/v1/apps/{creds['app_id']}/playbook",
-            content=SCARCE_PLAYBOOK.encode(),
-            headers={"Content-Type": "text/yaml"},
-        )
-        assert r.status_code == 201, r.text
+    creds, key = shop_with_playbook(pair[0].url, SCARCE_PLAYBOOK)
     now = datetime.now(UTC)
 
     def user(uid: str) -> dict[str, str]:
@@ -241,15 +247,8 @@ def test_message_caps_and_credits_hold_across_two_servers(
     from liucun.engage.holdout import in_global_control
     from liucun.loyalty.tokens import mint_user_token
 
+    creds, key = shop_with_playbook(pair[0].url, MESSAGES_PLAYBOOK)
     with admin(pair[0].url) as client:
-        creds = client.post("/admin/v1/apps", json={"name": "shop"}).json()
-        key = client.post(f"/admin/v1/apps/{creds['app_id']}/loyalty/signing-keys").json()
-        r = client.put(
-            f"/admin/v1/apps/{creds['app_id']}/playbook",
-            content=MESSAGES_PLAYBOOK.encode(),
-            headers={"Content-Type": "text/yaml"},
-        )
-        assert r.status_code == 201, r.text
         r = client.put(
             f"/admin/v1/apps/{creds['app_id']}/channels/wechat",
             json={"settings": {"appid": "wx-test"}, "secrets": {"secret": "app-secret"}},

@@ -408,6 +408,34 @@ def test_retention_broken_down_by_platform(dashboard: Dashboard, page: Any) -> N
     shoot(page, dashboard.tmp, "retention-platform")
 
 
+def test_retention_broken_down_by_a_profile_attribute(dashboard: Dashboard, page: Any) -> None:
+    """Two members get a `tier` by import; choosing "profile attribute" and typing its name
+    asks for `profile.tier` and draws a curve per tier, the unprofiled persons included."""
+    with _api(dashboard.url) as admin:
+        rows = [
+            {"user_id": "member-0", "attributes": {"tier": "金卡"}},
+            {"user_id": "member-1", "attributes": {"tier": "银卡"}},
+        ]
+        path = f"/admin/v1/apps/{dashboard.app_id}/profiles/import"
+        assert _ok(admin.post(path, json={"users": rows}))["accepted"] == 2
+    login(page, dashboard.url)
+    page.goto(f"{dashboard.url}/dashboard/demo/retention")
+    wait_drawn(page, "matrix")
+    page.select_option("#r-breakdown", "profile")
+    assert page.locator("#r-prefix").inner_text() == "profile."
+    with page.expect_response(re.compile(r"/metrics/retention\?.*breakdown=profile\.tier")) as got:
+        page.fill("#r-property", "tier")
+        page.dispatch_event("#r-property", "change")
+    groups = got.value.json()
+    assert {g["value"] for g in groups} == {None, "金卡", "银卡"}
+    wait_drawn(page, "curves")
+    series = page.evaluate(
+        """() => echarts.getInstanceByDom(
+            document.querySelector('[data-panel="curves"] .chart')).getOption().series"""
+    )
+    assert [s["name"] for s in series] == [g["value"] or "(无值)" for g in groups]
+
+
 def edit_value(page: Any, start: int, end: int, typed: str) -> None:
     """Select characters `start`..`end` of the playbook editor and type over them, as an
     operator does (the YAML is BMP-only, so Python and JavaScript indices agree)."""

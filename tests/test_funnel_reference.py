@@ -335,16 +335,27 @@ def same_table(got: Table, want: Table) -> bool:
 
 
 def check_against_reference(
-    result: list[FunnelBreakdown], events: Sequence[Ev], scope: Scope, q: FunnelQuery
+    result: list[FunnelBreakdown],
+    events: Sequence[Ev],
+    scope: Scope,
+    q: FunnelQuery,
+    profiles: Mapping[str, str | None] | None = None,
 ) -> None:
-    """`result` equals the reference's answer for one of the admissible tie resolutions."""
+    """`result` equals the reference's answer for one of the admissible tie resolutions.
+    With `profiles` (a `profile.NAME` breakdown) a person's group is their value there."""
     got = table_of(result)
     firsts = [g.steps[0].persons for g in result]
     assert firsts == sorted(firsts, reverse=True), f"groups not by first-step persons: {firsts}"
+    if profiles is not None:
+        q = FunnelQuery(q.steps, q.window_seconds, q.order)
     outcomes = reference_outcomes(events, scope, q)
     choices = [
-        [(v, o.reach, s) for v in sorted(o.values, key=str) for s in sorted(o.seconds)]
-        for o in outcomes.values()
+        [
+            (v, o.reach, s)
+            for v in ([profiles.get(p)] if profiles is not None else sorted(o.values, key=str))
+            for s in sorted(o.seconds)
+        ]
+        for p, o in outcomes.items()
     ]
     first_want = None
     for chosen in itertools.islice(itertools.product(*choices), 20_000):

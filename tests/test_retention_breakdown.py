@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 from hypothesis import given, note
 from hypothesis import strategies as st
 
@@ -49,9 +51,18 @@ def value_of(e: Ev, breakdown: str) -> str | None:
 
 
 def ref_breakdown(
-    ref: Ref, scope: Scope, q: RetentionQuery, breakdown: str
+    ref: Ref,
+    scope: Scope,
+    q: RetentionQuery,
+    breakdown: str,
+    profiles: Mapping[str, str | None] | None = None,
 ) -> dict[str | None, list[dict[str, Any]]]:
-    """Per breakdown value, the cohorts as `retention` returns them, from the definition."""
+    """Per breakdown value, the cohorts as `retention` returns them, from the definition.
+    With `profiles` (a `profile.NAME` breakdown) a person's group is their value there."""
+
+    def group(e: Ev, person: str) -> str | None:
+        return profiles.get(person) if profiles is not None else value_of(e, breakdown)
+
     sunday = scope.week_starts_sunday
     zone = ZoneInfo(scope.timezone)
     cps = p_list(scope.first_day, scope.last_day, q.period, sunday)
@@ -70,14 +81,14 @@ def ref_breakdown(
             first = events[0]
             cohort = p_start(day_of(first), q.period, sunday)
             if day_of(first) <= scope.last_day and cohort >= cps[0]:
-                members[(value_of(first, breakdown), cohort)].add(person)
+                members[(group(first, person), cohort)].add(person)
             continue
         seen: set[date] = set()
         for e in events:  # in time order: the first of each period decides
             cohort = p_start(day_of(e), q.period, sunday)
             if cps[0] <= day_of(e) <= scope.last_day and cohort not in seen:
                 seen.add(cohort)
-                members[(value_of(e, breakdown), cohort)].add(person)
+                members[(group(e, person), cohort)].add(person)
     returned = {
         person: {p_start(d, q.period, sunday) for d in ds if cps[0] <= d <= scope.last_day}
         for person, ds in ref.days(q.return_event).items()
@@ -98,9 +109,9 @@ def ref_breakdown(
 
 
 def got_breakdown(
-    store: EventStore, scope: Scope, q: RetentionQuery
+    store: EventStore, scope: Scope, q: RetentionQuery, person_values: pa.Table | None = None
 ) -> dict[str | None, list[dict[str, Any]]]:
-    groups = retention_breakdown(store, scope, q)
+    groups = retention_breakdown(store, scope, q, person_values=person_values)
     assert len({g.value for g in groups}) == len(groups), "one group per value"
     sizes = [sum(c.size for c in g.cohorts) for g in groups]
     assert sizes == sorted(sizes, reverse=True), "largest groups first"

@@ -206,7 +206,7 @@ def funnels_save(
     steps: Annotated[str, Opt(help="Event names, comma-separated.")],
     window: Annotated[str, Opt(help="Conversion window: 30m, 2h, 1d.")] = "14d",
     order: Annotated[str, Opt(help="ordered, strict or any.")] = "ordered",
-    breakdown: Annotated[str | None, Opt(help="platform, properties.KEY, …")] = None,
+    breakdown: Annotated[str | None, Opt(help="platform, properties.KEY, profile.NAME, …")] = None,
 ) -> None:
     """Save a funnel under NAME (replacing one of that name); `metrics funnel --saved NAME`."""
     from liucun.analytics.params import AnalyticsError, parse_params
@@ -264,7 +264,8 @@ def metrics_command(
     window: Annotated[str | None, Opt(help="Funnel window: 30m, 2h, 1d (default 14d).")] = None,
     order: Annotated[str | None, Opt(help="Funnel order: ordered, strict or any.")] = None,
     breakdown: Annotated[
-        str | None, Opt(help="Funnel/retention breakdown: platform, scene, properties.KEY.")
+        str | None,
+        Opt(help="Funnel/retention breakdown: platform, scene, properties.KEY, profile.NAME."),
     ] = None,
     saved: Annotated[str | None, Opt(help="Funnel: a saved funnel's name.")] = None,
     page: Annotated[str | None, Opt(help="Paths: this page's links; heatmap: its taps.")] = None,

@@ -90,7 +90,7 @@ def metric(s: Settings, app: App, kind: str, params: MetricParams) -> Any:
             raise AnalyticsError(str(exc)) from None
     state = open_state(s.state_store_url)
     try:
-        return compute(target, app, kind, with_saved_funnel(state, app.app_id, params))
+        return compute(target, app, kind, with_saved_funnel(state, app.app_id, params), state)
     finally:
         state.dispose()
         target.close()

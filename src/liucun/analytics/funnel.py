@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+
 from liucun.analytics.activity_source import Scope
-from liucun.analytics.breakdown import breakdown_expr, field_expr
+from liucun.analytics.breakdown import (
+    breakdown_expr,
+    field_expr,
+    person_values_join,
+    profile_attribute,
+)
 from liucun.analytics.params import FunnelOrder, StepSpec, parse_step
 from liucun.warehouse.queries import event_person, event_person_join
 from liucun.warehouse.store import EventStore
@@ -222,7 +229,7 @@ def _furthest_sql(store: EventStore, q: FunnelQuery) -> str:
         for j in range(1, n)
     )
     ctes.append(
-        "best AS (SELECT g0.person_id, g0.bd AS first_bd, "
+        "best AS (SELECT g0.person_id AS person_id, g0.bd AS first_bd, "
         f"{reach or '0'} AS reach{furthest} FROM g0 {joins})"
     )
     return ",\n".join(ctes)
@@ -247,16 +254,25 @@ def _any_order_sql(store: EventStore, q: FunnelQuery) -> str:
     )
 
 
-def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakdown]:
+def funnel(
+    store: EventStore, scope: Scope, q: FunnelQuery, person_values: pa.Table | None = None
+) -> list[FunnelBreakdown]:
     """Per breakdown value (one group without a breakdown), each step's persons and times.
 
     A person's attempt starts at a first-step event inside the range; every step must happen
     within `window_seconds` of it (inclusive) and inside the range. The person counts for
     the furthest step any attempt reached; times come from the latest attempt that reached
-    it. A person is broken down by the value on their first first-step event in the range.
+    it. A person is broken down by the value on their first first-step event in the range,
+    or, for a `profile.NAME` breakdown, by their value in `person_values` (person_id, value).
     """
     d = store.dialect
     n = len(q.steps)
+    tables: dict[str, pa.Table] = {}
+    group, persons = "first_bd", "best"
+    if profile_attribute(q.breakdown) is not None:
+        join, tables = person_values_join("best", person_values)
+        group, persons = "pv.value", f"best {join}"
+        q = replace(q, breakdown=None)  # the events carry none
     if q.order == FunnelOrder.any:
         body = _any_order_sql(store, q)
     elif q.order == FunnelOrder.ordered and d.asof_join_by_hash:
@@ -275,12 +291,12 @@ def funnel(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakd
     sql = f"""
     WITH e AS {d.materialized} ({_step_events_sql(store, q, q.order == FunnelOrder.strict)}),
     {body}
-    SELECT first_bd AS bd, {", ".join(columns)} FROM best GROUP BY first_bd
+    SELECT {group} AS bd, {", ".join(columns)} FROM {persons} GROUP BY {group}
     """
     ts_first, ts_end = utc_bounds(scope)
     params = scope.sql_params(ts_first=ts_first, ts_end=ts_end, **_step_params(q))
     # the most persons first, equal counts by value (no value last): the same on every engine
-    rows = store.query(sql, params).to_pylist()
+    rows = store.query(sql, params, tables).to_pylist()
     rows.sort(key=lambda r: (-r["p0"], r["bd"] is None, r["bd"] or ""))
     if not rows:
         rows = [{"bd": None, "p0": 0}]

@@ -80,7 +80,11 @@ class FunnelOrder(StrEnum):
 MAX_FUNNEL_STEPS = 10
 STEPS_PATTERN = r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*){1,9}$"
 WINDOW_PATTERN = r"^[0-9]{1,9}[smhd]$"
-BREAKDOWN_PATTERN = r"^(platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64})$"
+# a profile attribute's name goes to the state store as a bound value, never into SQL text:
+# any name of 1–64 characters without spaces or commas
+BREAKDOWN_PATTERN = (
+    r"^(platform|scene|page|referrer_page|properties\.[A-Za-z0-9_$-]{1,64}|profile\.[^\s,]{1,64})$"
+)
 FUNNEL_NAME_PATTERN = r"^[\w.\-](?:[\w.\- ]{0,98}[\w.\-])?$"
 MAX_GRID = 200
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -140,7 +144,8 @@ class MetricParams(BaseModel):
         pattern=BREAKDOWN_PATTERN,
         description=(
             "Funnel or retention breakdown: platform, scene, page, referrer_page or "
-            "properties.KEY (the value on the first step's or the start event)."
+            "properties.KEY (the value on the first step's or the start event), or "
+            "profile.NAME (the person's profile attribute)."
         ),
     )
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import accumulate
 from typing import Any
 
+import pyarrow as pa
+
 from liucun.analytics.activity_source import Scope, active_days_sql, first_value_days_sql
-from liucun.analytics.breakdown import breakdown_expr
+from liucun.analytics.breakdown import (
+    breakdown_expr,
+    event_breakdown,
+    person_values_join,
+    profile_attribute,
+)
 from liucun.analytics.params import Period, RetentionType
 from liucun.analytics.periods import period_starts
 from liucun.warehouse.store import EventStore
@@ -75,14 +82,27 @@ def _cohorts_sql(store: EventStore, scope: Scope, q: RetentionQuery, starts: str
 
 def _starts_sql(store: EventStore, scope: Scope, q: RetentionQuery) -> str:
     """(person_id, day[, first_value]): the start events, with the breakdown value of each
-    person's first start event of the day when there is a breakdown."""
-    if q.breakdown is None:
+    person's first start event of the day when the events carry the breakdown."""
+    if event_breakdown(q.breakdown) is None:
         return active_days_sql(store, scope.timezone, q.start_event, "start_event")
     value = breakdown_expr(store, q.breakdown)
     return first_value_days_sql(store, scope.timezone, q.start_event, "start_event", value)
 
 
-def _retention_sql(store: EventStore, scope: Scope, q: RetentionQuery) -> str:
+def _cohorts_with_values(
+    store: EventStore, scope: Scope, q: RetentionQuery, starts: str, join: str | None
+) -> str:
+    """`_cohorts_sql`, its `bd` from the events, or, with `join` (a profile breakdown), the
+    person's value that `join` adds as `pv.value`."""
+    if join is None:
+        return _cohorts_sql(store, scope, q, starts)
+    cohorts = _cohorts_sql(store, scope, replace(q, breakdown=None), starts)
+    return f"SELECT c0.person_id, c0.cohort, pv.value AS bd FROM ({cohorts}) c0 {join}"
+
+
+def _retention_sql(
+    store: EventStore, scope: Scope, q: RetentionQuery, join: str | None = None
+) -> str:
     """(bd, cohort, k, n): the cohort's size at k = 0, its returners in interval k ≥ 1."""
     d = store.dialect
     sunday = scope.week_starts_sunday
@@ -97,7 +117,7 @@ def _retention_sql(store: EventStore, scope: Scope, q: RetentionQuery) -> str:
     g = "c.bd" if q.breakdown else "0"
     return f"""
     WITH s AS {d.materialized} ({_starts_sql(store, scope, q)}),
-    c AS {d.materialized} ({_cohorts_sql(store, scope, q, "s")}),
+    c AS {d.materialized} ({_cohorts_with_values(store, scope, q, "s", join)}),
     r AS (
         SELECT DISTINCT person_id, {d.period_start("day", q.period, sunday)} AS period
         FROM {returns} t
@@ -134,17 +154,26 @@ def retention(store: EventStore, scope: Scope, q: RetentionQuery) -> list[Cohort
 
 
 def retention_breakdown(
-    store: EventStore, scope: Scope, q: RetentionQuery, limit: int = 100
+    store: EventStore,
+    scope: Scope,
+    q: RetentionQuery,
+    limit: int = 100,
+    person_values: pa.Table | None = None,
 ) -> list[RetentionBreakdown]:
     """`retention`, per value of `q.breakdown` (one group of all persons without one).
 
     A cohort member is in the group of the breakdown value on the start event that put
     them in the cohort: their first start event ever (first_time), or their first one in
     the cohort's period (recurring); by time, then event id. A recurring member may so be in
-    different groups in different cohorts. Returns are counted whatever their own value.
-    Groups are ordered by their persons over all cohorts, most first; the `limit` largest
-    are kept.
+    different groups in different cohorts. For a `profile.NAME` breakdown the group is the
+    person's value in `person_values` (person_id, value), the same in every cohort.
+    Returns are counted whatever their own value. Groups are ordered by their persons over
+    all cohorts, most first; the `limit` largest are kept.
     """
+    join: str | None = None
+    tables: dict[str, pa.Table] = {}
+    if profile_attribute(q.breakdown) is not None:
+        join, tables = person_values_join("c0", person_values)
     cohort_starts = period_starts(
         scope.first_day, scope.last_day, q.period, scope.week_starts_sunday
     )
@@ -154,7 +183,7 @@ def retention_breakdown(
         return_event=q.return_event,
     )
     found: dict[Any, dict[tuple[date, int], int]] = {}
-    for row in store.query(_retention_sql(store, scope, q), params).to_pylist():
+    for row in store.query(_retention_sql(store, scope, q, join), params, tables).to_pylist():
         group = row["g"] if q.breakdown else None
         found.setdefault(group, {})[(row["cohort"], int(row["k"]))] = int(row["n"])
     if not found:

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from liucun.state.db import write_transaction
 from liucun.state.tables import engage_attributes, engage_profile_sync
+from liucun.warehouse.person_keys import id_keys
 from liucun.warehouse.schema import Column
 from liucun.warehouse.store import EventStore
 
@@ -271,6 +272,44 @@ def attribute_columns(engine: sa.Engine, app_id: str, name: str) -> pa.Table:
     return pa.Table.from_pylist(
         [dict(zip(ATTRIBUTE_COLUMNS.names, r, strict=True)) for r in rows], ATTRIBUTE_COLUMNS
     )
+
+
+def attribute_text(kind: str, text: str | None, number: float | None, value: str) -> str | None:
+    """An attribute's value as the text a breakdown shows: a string as it is, a number as
+    JSON writes it (a whole number without ".0", as event properties read), true/false,
+    a list or object as JSON, no value as None."""
+    if kind == "number" and number is not None:
+        return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+    if kind in ("list", "object"):
+        return value
+    return text
+
+
+def person_attribute_values(engine: sa.Engine, app_id: str, name: str) -> pa.Table:
+    """Every profiled person's value of attribute `name` as text: (person_id, value), the
+    person key of the user id (what events of the user and their linked anonymous ids count
+    under)."""
+    table = attribute_columns(engine, app_id, name)
+    values = [
+        attribute_text(*row)
+        for row in zip(
+            *(table.column(c).to_pylist() for c in ("kind", "text", "number", "value")),
+            strict=True,
+        )
+    ]
+    return pa.table(
+        {"person_id": id_keys(table.column("user_id")), "value": pa.array(values, pa.string())}
+    )
+
+
+def attribute_names(engine: sa.Engine, app_id: str) -> list[str]:
+    """The names of the attributes that any user of the app has, sorted."""
+    t = engage_attributes
+    with engine.connect() as conn:
+        names = conn.execute(
+            sa.select(t.c.name).where(t.c.app_id == app_id).distinct().order_by(t.c.name)
+        ).scalars()
+        return list(names)
 
 
 def attribute_users(engine: sa.Engine, app_id: str) -> list[str]:

@@ -21,7 +21,9 @@ Reads are plain (no FINAL): nothing in the tables is ever a second copy.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -195,6 +197,17 @@ def connect(url: str, settings: Mapping[str, Any]) -> tuple[Client, str]:
     return client, unquote(parsed.path.strip("/")) or DEFAULT_DATABASE
 
 
+_MEMORY_TYPES = {pa.int64(): "Int64", pa.string(): "Nullable(String)"}
+
+
+def _memory_columns(schema: pa.Schema) -> str:
+    """The column list of a query table of `schema` (int64 and string columns)."""
+    for f in schema:
+        if f.type not in _MEMORY_TYPES or not re.fullmatch(r"[a-z_][a-z0-9_]*", f.name):
+            raise ValueError(f"a query table's column {f.name}: {f.type} is not supported")
+    return ", ".join(f"{f.name} {_MEMORY_TYPES[f.type]}" for f in schema)
+
+
 def _check_database_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
         raise ValueError(
@@ -321,8 +334,38 @@ class ClickHouseEventStore:
             for block in stream:
                 yield pa.Table.from_batches([block]) if isinstance(block, pa.RecordBatch) else block
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._client.query_arrow(bind(sql, params))
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
+    ) -> pa.Table:
+        if not tables:
+            return self._client.query_arrow(bind(sql, params))
+        with self._query_tables(tables) as names:
+            for name, stored in names.items():
+                sql = re.sub(rf"\b{re.escape(name)}\b", stored, sql)
+            return self._client.query_arrow(bind(sql, params))
+
+    @contextmanager
+    def _query_tables(self, tables: Mapping[str, pa.Table]) -> Iterator[dict[str, str]]:
+        """Each of `tables` as a Memory table of a name of its own (so concurrent queries'
+        tables never meet), dropped afterwards: name → stored name. A session's temporary
+        table would not do: the client keeps no session (see `connect`). On a cluster the
+        table is on the node that runs the query; join it there (a GLOBAL JOIN)."""
+        stored: dict[str, str] = {}
+        try:
+            for name, table in tables.items():
+                stored[name] = f"query_{name}_{uuid.uuid4().hex}"
+                self._client.command(
+                    f"CREATE TABLE {stored[name]} ({_memory_columns(table.schema)}) ENGINE = Memory"
+                )
+                if table.num_rows:
+                    self._client.insert_arrow(stored[name], table)
+            yield stored
+        finally:
+            for name in stored.values():
+                self._client.command(f"DROP TABLE IF EXISTS {name}")
 
     def clear(self) -> None:
         """Delete every stored row, keeping the tables (a test's store reused for the next)."""

@@ -235,10 +235,18 @@ class DuckDBEventStore:
         for batch in reader:
             yield pa.Table.from_batches([batch])
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
+    ) -> pa.Table:
         # DuckDB refuses parameters a statement does not use; callers may pass a shared set
         used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", sql)}
-        return self._reader().sql(sql, params=used).to_arrow_table()
+        reader = self._reader()  # its own connection: the names it registers are its own
+        for name, table in (tables or {}).items():
+            reader.register(name, table)
+        return reader.sql(sql, params=used).to_arrow_table()
 
     def close(self) -> None:
         self._con.close()

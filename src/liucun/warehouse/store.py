@@ -36,9 +36,16 @@ class EventStore(Protocol):
 
     def export_batches(self, app_id: str, batch_rows: int = 100_000) -> Iterator[pa.Table]: ...
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        tables: Mapping[str, pa.Table] | None = None,
+    ) -> pa.Table:
         """The result of `sql`, with named `params` (those the statement does not use are
-        ignored)."""
+        ignored) and `tables`: Arrow tables the statement reads by name, for this query only
+        (values from outside the store, such as profile attributes; columns of int64 or
+        string)."""
         ...
 
     def close(self) -> None: ...

@@ -127,6 +127,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "retention.breakdown.platform": ("平台", "Platform"),
     "retention.breakdown.scene": ("场景值", "Scene"),
     "retention.breakdown.property": ("事件属性…", "Event property…"),
+    "retention.breakdown.profile": ("用户画像属性…", "Profile attribute…"),
     "retention.group": ("分组", "Group"),
     "retention.all": ("全部", "All"),
     "retention.no_value": ("(无值)", "(no value)"),

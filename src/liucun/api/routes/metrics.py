@@ -44,7 +44,7 @@ async def get_metric(
     found = admin_app(runtime, token, app)
     params = with_saved_funnel(runtime.state, found.app_id, params)
     # queries run on DuckDB's threads; the event loop keeps serving ingest meanwhile
-    return await run_in_threadpool(compute, runtime.store, found, kind, params)
+    return await run_in_threadpool(compute, runtime.store, found, kind, params, runtime.state)
 
 
 class FunnelIn(BaseModel):

@@ -140,13 +140,24 @@
     return names;
   }
 
-  /* The breakdown the controls ask for: "", a column, or properties.KEY ("" until KEY is valid). */
+  // what the name input takes after each prefix: an event property's key, a profile attribute
+  const NAMED_BREAKDOWNS = {
+    property: { prefix: "properties.", pattern: "[A-Za-z0-9_$\\-]{1,64}", placeholder: "channel" },
+    profile: { prefix: "profile.", pattern: "[^\\s,]{1,64}", placeholder: "city" },
+  };
+
+  /* The breakdown the controls ask for: "", a column, properties.KEY or profile.NAME ("" until
+     the name is valid). */
   function retentionBreakdown() {
     const choice = $("#r-breakdown").value;
-    $("#r-property-label").hidden = choice !== "property";
-    if (choice !== "property") return choice;
+    const named = NAMED_BREAKDOWNS[choice];
+    $("#r-property-label").hidden = !named;
+    if (!named) return choice;
     const input = $("#r-property");
-    return input.value && input.checkValidity() ? `properties.${input.value}` : "";
+    $("#r-prefix").textContent = named.prefix;
+    input.pattern = named.pattern;
+    input.placeholder = named.placeholder;
+    return input.value && input.checkValidity() ? named.prefix + input.value : "";
   }
 
   let matrixPanel, curvesPanel, retentionGroups = null;

@@ -3,19 +3,27 @@ double awards (must be 0), on SQLite and PostgreSQL.
 
     python -m bench.loyalty [--users 2000] [--threads 16] [--runs 3] [--servers 1]
                             [--only sqlite|postgresql] [--pg postgresql://...]
+                            [--client wrk|python]
 
 For each state store `liucun serve` starts on a fresh data directory (and, for PostgreSQL, a
 fresh database; `--servers N` starts N processes sharing it), with an app, a signing key and
 a playbook giving 10 points a check-in. Each run first makes its users members (one award
 each, not timed). Then, each as the median of `--runs` runs:
 
-- check-ins: every member checks in twice (a retry), `--threads` client threads each with its
-  own keep-alive connection (spread over the servers), requests shuffled, user tokens minted
-  before the clock starts;
+- check-ins: every member checks in twice (a retry), over `--threads` keep-alive connections
+  (spread over the servers), requests shuffled, user tokens minted before the clock starts;
 - point awards: `POST /admin/v1/apps/{app}/loyalty/points/award`, every Idempotency-Key sent
   twice;
 - the baseline: `GET /healthz` the same number of times through the same clients, the
   server's rate for a request that does no work.
+
+The client is wrk when it is installed (`--client wrk`, the default then), else Python
+(`--client python`: `bench.ingest.run_requests`, httpx in `--threads` threads). On a 2-core
+machine the Python client measures itself: against a minimal check-in prototype it took about
+a core and capped at 750-1,000 requests/s even on /healthz, where wrk took 0.1-0.4 core and
+drove 6,500 (one server) to 12,500 (two) /healthz a second. wrk sends the same requests, in
+the same order, each once (`bench.wrk_client`, `bench/wrk/replay.lua`: one connection per wrk
+thread, one wrk process per server), and times each request as the Python client does.
 
 It prints requests/s, p50 and p99 latency (ms), the ratio to the baseline, and the double
 awards counted in the state store afterwards (journal rows beyond one per check-in day or per
@@ -41,11 +49,17 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from bench.ingest import Request, free_port, liucun_cli, run_requests, wait_until_healthy
+from bench.wrk_client import run_wrk, wrk_path
 
 from liucun.loyalty.tokens import mint_user_token
 from liucun.state.db import create_state_engine
 
 GOAL_RPS, GOAL_P99_MS = 1000, 50
+# how to send a list of requests over n connections: (seconds, latencies in ms)
+CLIENTS: dict[str, Callable[[list[str], list[Request], int], tuple[float, list[float]]]] = {
+    "wrk": run_wrk,
+    "python": run_requests,
+}
 PLAYBOOK = "version: 1\nloyalty:\n  checkin:\n    points: 10\n"
 
 
@@ -154,6 +168,7 @@ def line(label: str, n: int, runs: list[tuple[float, list[float]]], base: float)
 
 def bench_store(name: str, state_url: str, args: argparse.Namespace) -> None:
     rng = random.Random(7)
+    send = CLIENTS[args.client]
     users, threads = args.users, args.threads
     count = args.servers if state_url else 1  # SQLite: one server owns the file
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,16 +181,16 @@ def bench_store(name: str, state_url: str, args: argparse.Namespace) -> None:
                 ids = [f"r{run}-u{i:05d}" for i in range(users)]
                 # members made beforehand (not timed): a check-in of a member the programme
                 # already knows, as on every day but a user's first
-                run_requests(urls, award_requests(srv, ids, rng, times=1), threads)
+                send(urls, award_requests(srv, ids, rng, times=1), threads)
                 health: list[Request] = [("GET", "/healthz", {}, None)] * (2 * users)
-                base_runs.append(run_requests(urls, health, threads))
-                checkin_runs.append(run_requests(urls, checkin_requests(srv, ids, rng), threads))
-                award_runs.append(run_requests(urls, award_requests(srv, ids, rng), threads))
+                base_runs.append(send(urls, health, threads))
+                checkin_runs.append(send(urls, checkin_requests(srv, ids, rng), threads))
+                award_runs.append(send(urls, award_requests(srv, ids, rng), threads))
             base = statistics.median(2 * users / s for s, _ in base_runs)
             app_id = srv["app"]["app_id"]
             print(
-                f"{name}: {users} members × 2 requests each, {threads} client threads, "
-                f"{count} server(s), {args.runs} runs"
+                f"{name}: {users} members × 2 requests each, {threads} connections "
+                f"({args.client} client), {count} server(s), {args.runs} runs"
             )
             print(f"  {'baseline':<12} {base:8.0f} req/s  (GET /healthz)")
             print(line("check-ins", 2 * users, checkin_runs, base))
@@ -209,14 +224,23 @@ def pg_database(server_url: str) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=16, help="client connections")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     parser.add_argument(
         "--servers", type=int, default=1, help="liucun serve processes on PostgreSQL"
     )
+    parser.add_argument(
+        "--client",
+        choices=list(CLIENTS),
+        default="wrk" if wrk_path() else "python",
+        help="HTTP client: wrk (the default when installed) or Python threads",
+    )
     args = parser.parse_args()
+    if args.client == "wrk" and not wrk_path():
+        parser.error("--client wrk: wrk is not installed")
+    print(f"client: {args.client}" + (f" ({wrk_path()})" if args.client == "wrk" else ""))
     stores: list[tuple[str, Callable[[], Any]]] = [
         ("SQLite", lambda: _nullcontext("")),
         ("PostgreSQL", lambda: pg_database(args.pg)),

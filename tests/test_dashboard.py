@@ -371,6 +371,27 @@ def test_build_a_funnel(dashboard: Dashboard, page: Any) -> None:
     assert drawn == [s["persons"] for s in steps_json]
     assert drawn[0] >= drawn[1] >= drawn[2] > 0
     shoot(page, dashboard.tmp, "funnels-built")
+    # broken down by platform: a conversion line per group, the API's conversions drawn
+    page.select_option("#f-breakdown", "platform")
+    assert page.locator("#f-property-label").is_hidden()
+    with page.expect_response(re.compile(r"/metrics/funnel\?.*breakdown=platform")) as split:
+        page.click("#build")
+    groups = split.value.json()
+    assert len(groups) >= 2 and all(len(g["steps"]) == 3 for g in groups)
+    assert sum(g["steps"][0]["persons"] for g in groups) == drawn[0]
+    page.wait_for_function(
+        """(n) => { const c = echarts.getInstanceByDom(
+             document.querySelector('[data-panel="funnel"] .chart'));
+           return c && c.getOption().series.length === n; }""",
+        arg=len(groups),
+    )
+    series = page.evaluate(
+        """() => echarts.getInstanceByDom(document.querySelector('[data-panel="funnel"] .chart'))
+                 .getOption().series"""
+    )
+    assert [s["name"] for s in series] == [g["value"] or "(无值)" for g in groups]
+    assert [s["data"] for s in series] == [[x["conversion"] for x in g["steps"]] for g in groups]
+    shoot(page, dashboard.tmp, "funnels-by-platform")
 
 
 def test_retention_broken_down_by_platform(dashboard: Dashboard, page: Any) -> None:

@@ -249,6 +249,29 @@
     };
   }
 
+  /* A funnel per breakdown group: each group's conversion from the first step, a line each. */
+  function funnelGroups(groups, ctx) {
+    const shown = (groups || []).filter((g) => g.steps.length && g.steps[0].persons);
+    if (!shown.length) return null;
+    const steps = shown[0].steps.map((s, i) => `${i + 1}. ${s.event}`);
+    const name = (g) => (g.value === null || g.value === undefined ? ctx.t("retention.no_value") : String(g.value));
+    const option = base({
+      legend: { top: 4, type: "scroll" },
+      tooltip: { trigger: "axis", valueFormatter: (v) => ctx.fmt.pct(v) },
+      xAxis: { type: "category", data: steps, axisLabel: { interval: 0, width: 140, overflow: "truncate" } },
+      yAxis: Object.assign(pctAxis(ctx), { max: 1, name: ctx.t("funnel.conversion") }),
+      series: shown.map((g) => ({ name: name(g), type: "line", data: g.steps.map((s) => s.conversion) })),
+    });
+    const rows = shown.flatMap((g) => g.steps.map((s, i) => [name(g), i + 1, s.event, s.persons, s.conversion, s.step_conversion, s.drop_off, s.median_seconds]));
+    return {
+      option,
+      table: {
+        columns: [ctx.t("retention.group"), ctx.t("funnel.step"), ctx.t("funnel.event"), ctx.t("persons"), ctx.t("funnel.conversion"), ctx.t("funnel.step_conversion"), ctx.t("funnel.drop_off"), ctx.t("funnel.median")],
+        rows,
+      },
+    };
+  }
+
   function exitRates(pages, ctx) {
     if (!pages || !pages.length) return null;
     const shown = pages.slice().reverse(); // most viewed on top
@@ -551,6 +574,7 @@
     labelCounts,
     riskDistribution,
     funnelSteps,
+    funnelGroups,
     exitRates,
     pathsSankey,
     tapHeatmap,

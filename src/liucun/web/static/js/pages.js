@@ -146,18 +146,26 @@
     profile: { prefix: "profile.", pattern: "[^\\s,]{1,64}", placeholder: "city" },
   };
 
-  /* The breakdown the controls ask for: "", a column, properties.KEY or profile.NAME ("" until
-     the name is valid). */
-  function retentionBreakdown() {
-    const choice = $("#r-breakdown").value;
+  /* The breakdown the controls with id prefix `p` ask for: "", a column, properties.KEY or
+     profile.NAME ("" until the name is valid). */
+  function chosenBreakdown(p) {
+    const choice = $(`#${p}-breakdown`).value;
     const named = NAMED_BREAKDOWNS[choice];
-    $("#r-property-label").hidden = !named;
+    $(`#${p}-property-label`).hidden = !named;
     if (!named) return choice;
-    const input = $("#r-property");
-    $("#r-prefix").textContent = named.prefix;
+    const input = $(`#${p}-property`);
+    $(`#${p}-prefix`).textContent = named.prefix;
     input.pattern = named.pattern;
     input.placeholder = named.placeholder;
     return input.value && input.checkValidity() ? named.prefix + input.value : "";
+  }
+
+  /* Set the controls with id prefix `p` to `breakdown` (a saved funnel's). */
+  function showBreakdown(p, breakdown) {
+    const named = Object.entries(NAMED_BREAKDOWNS).find(([, n]) => (breakdown || "").startsWith(n.prefix));
+    $(`#${p}-breakdown`).value = named ? named[0] : breakdown || "";
+    $(`#${p}-property`).value = named ? breakdown.slice(named[1].prefix.length) : "";
+    chosenBreakdown(p);
   }
 
   let matrixPanel, curvesPanel, retentionGroups = null;
@@ -174,7 +182,7 @@
     const type = $("#r-type").value;
     const event = $("#r-event").value;
     const cumulative = $("#r-cumulative").checked;
-    const breakdown = retentionBreakdown();
+    const breakdown = chosenBreakdown("r");
     const cards = $("#kpis-retention");
     metric("day-retention", { from: days.add(last, -59), to: last, event }).then((ds) => {
       cards.replaceChildren();
@@ -292,9 +300,13 @@
     const funnelPanel = new D.Panel("funnel");
     const build = () => {
       const steps = $$("#steps input.step").map((i) => i.value.trim()).filter(Boolean);
-      funnelPanel.run(async () => C.funnelSteps(await metric("funnel", { steps: steps.join(","), window: $("#f-window").value, order: $("#f-order").value, from: days.add(last, -29), to: last }), ctx));
+      const breakdown = chosenBreakdown("f");
+      const params = { steps: steps.join(","), window: $("#f-window").value, order: $("#f-order").value, from: days.add(last, -29), to: last };
+      // with a breakdown: the 8 largest groups side by side
+      funnelPanel.run(async () => (breakdown ? C.funnelGroups((await metric("funnel", { ...params, breakdown })).slice(0, 8), ctx) : C.funnelSteps(await metric("funnel", params), ctx)));
     };
     $("#build").addEventListener("click", build);
+    $("#f-breakdown").addEventListener("change", () => chosenBreakdown("f"));
     build();
 
     api(appPath + "/funnels").then((saved) => {
@@ -309,6 +321,7 @@
               list.replaceChildren(...f.steps.split(",").map((s) => stepRow(s.trim())));
               $("#f-window").value = f.window;
               $("#f-order").value = f.order;
+              showBreakdown("f", f.breakdown);
               build();
             },
           })

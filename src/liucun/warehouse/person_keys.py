@@ -40,10 +40,10 @@ def _keys_of(values: list[str]) -> list[int]:
     if len(recent) + len(missing) > _RECENT_LIMIT:
         recent.clear()
     for i in missing:
-        keys[i] = id_key(values[i])
+        keys[i] = key = id_key(values[i])
         # a batch of more new ids than the cache holds keeps only its first ones
         if len(recent) < _RECENT_LIMIT:
-            recent[values[i]] = keys[i]
+            recent[values[i]] = key
     return keys  # type: ignore[return-value]  # no None is left
 
 

@@ -65,7 +65,7 @@ def make_store(request: pytest.FixtureRequest) -> StoreFactory:
 
 @pytest.mark.parametrize("order", list(FunnelOrder))
 @examples(
-    max_examples=40,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

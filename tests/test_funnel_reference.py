@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -393,13 +394,15 @@ def run(
     return result
 
 
-def both_plans(store: EventStore, scope: Scope, q: FunnelQuery) -> list[FunnelBreakdown]:
+def both_plans(
+    store: EventStore, scope: Scope, q: FunnelQuery, person_values: pa.Table | None = None
+) -> list[FunnelBreakdown]:
     """The funnel by the plan the store's engine does not pick (an ordered funnel has one
     plan per kind of as-of join); the answer must not depend on it."""
     native = store.dialect.asof_join_by_hash
     store.dialect.asof_join_by_hash = not native  # this store's own dialect instance
     try:
-        return funnel(store, scope, q)
+        return funnel(store, scope, q, person_values)
     finally:
         store.dialect.asof_join_by_hash = native
 
